@@ -1,0 +1,36 @@
+"""data-streams: the HTTP API and the ingest consumer.
+
+`create_app` is the only place that builds the app: defaults, then the environment, then
+the test overrides. Nothing connects to anything at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from config.settings import load_settings
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the data-streams Flask app (and its Celery app)."""
+    app = Flask(__name__)
+    app.config.from_mapping(MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False)
+    app.config.from_mapping(load_settings())
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+
+    from app import batches, celery_app, cli, data, errors, services, streams
+
+    services.init_app(app)
+    celery_app.celery_init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    app.register_blueprint(streams.bp)
+    app.register_blueprint(data.bp)
+    app.register_blueprint(batches.bp)
+    return app

@@ -1,0 +1,28 @@
+"""Flask CLI commands: `flask --app app load-streams [FILE]`."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+
+from app.services import get_store
+from config.streams import load_streams_file
+
+
+@click.command("load-streams")
+@click.argument("path", required=False)
+def load_streams(path: str | None) -> None:
+    """Create or replace the streams defined in PATH (default: $STREAMS_FILE)."""
+    path = path or current_app.config["STREAMS_FILE"]
+    if not path:
+        click.echo("no streams file given and STREAMS_FILE is unset; nothing to load")
+        return
+    definitions = get_store().definitions
+    for name, definition in load_streams_file(path).items():
+        created = definitions.put(name, definition)
+        click.echo(f"{'created' if created else 'updated'} stream {name}")
+
+
+def init_app(app: Flask) -> None:
+    """Register the CLI commands."""
+    app.cli.add_command(load_streams)

@@ -1,0 +1,100 @@
+"""The commands of the API: define, start, stop and describe streams.
+
+Views call these with the store and the schedules; nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.exceptions import StreamNotFound
+from app.schedule import Schedules
+from app.services import Store
+from app.store.locks import BatchLease
+from config import defaults
+from config.streams import StreamDefinition
+
+
+class StartRequest(BaseModel):
+    """Body of POST /streams/<name>/start (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    interval_seconds: int | None = Field(default=None, ge=defaults.MIN_INTERVAL_SECONDS,
+                                         le=defaults.MAX_INTERVAL_SECONDS)
+    run_now: bool = True
+
+
+class StopRequest(BaseModel):
+    """Body of POST /streams/<name>/stop (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    cancel: bool = False
+
+
+def require(store: Store, name: str) -> StreamDefinition:
+    """Return the definition of `name` or raise StreamNotFound."""
+    definition = store.definitions.get(name)
+    if definition is None:
+        raise StreamNotFound(name)
+    return definition
+
+
+def start(store: Store, schedules: Schedules, name: str, request: StartRequest
+          ) -> dict[str, Any]:
+    """Save the stream's schedule entry; on a fresh start, fetch at once."""
+    definition = require(store, name)
+    interval = request.interval_seconds or definition.interval_seconds
+    was_running = schedules.load(name) is not None
+    schedules.save(name, interval)
+    queued = None
+    if not was_running and request.run_now:
+        queued = schedules.enqueue_now(name)
+    return {"stream": name, **schedules.describe(name), "already_running": was_running,
+            "queued_task": queued}
+
+
+def stop(store: Store, schedules: Schedules, name: str, request: StopRequest
+         ) -> dict[str, Any]:
+    """Remove the schedule entry; with `cancel`, abandon the batch in flight."""
+    require(store, name)
+    was_running = schedules.remove(name)
+    cancelled = None
+    if request.cancel:
+        cancelled = cancel_in_flight(store, name)
+    return {"stream": name, **schedules.describe(name), "was_running": was_running,
+            "cancelled_version": cancelled}
+
+
+def cancel_in_flight(store: Store, name: str) -> int | None:
+    """Mark the batch in flight cancelled (never published) and free the lock."""
+    holder = store.locks.holder(name)
+    if holder is None:
+        return None
+    token, version = holder
+    store.writer.finish(name, version, "cancelled",
+                        {"kind": "cancelled", "message": "cancelled by a stop request"})
+    store.locks.release(BatchLease(stream=name, version=version, token=token))
+    return version
+
+
+def describe(store: Store, schedules: Schedules, name: str) -> dict[str, Any]:
+    """Return a stream's definition, schedule state, current version and batch in flight."""
+    definition = require(store, name)
+    return {"stream": name, **schedules.describe(name),
+            "current_version": store.reader.current_version(name),
+            "in_progress": store.reader.in_progress(name),
+            "definition": definition.model_dump(mode="json")}
+
+
+def summary(store: Store, schedules: Schedules) -> list[dict[str, Any]]:
+    """Return one line per stream: name, state, interval, current version."""
+    rows = []
+    for name in store.definitions.names():
+        state = schedules.describe(name)
+        rows.append({"stream": name, "state": state["state"],
+                     "interval_seconds": state["interval_seconds"],
+                     "next_run_at": state["next_run_at"],
+                     "current_version": store.reader.current_version(name)})
+    return rows

@@ -1,0 +1,55 @@
+"""Every error answered as JSON: {"error": {"code", "message", "details"}}.
+
+`ApiError`s carry their own status and code; werkzeug's HTTP errors (404 for an unknown
+route, 405, 413) are mapped onto the same shape; anything else is a logged 500 whose
+answer carries no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from app.exceptions import ApiError, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+
+def error_response(error: ApiError) -> tuple[Response, int]:
+    """Return the JSON body and status of `error`."""
+    return jsonify(error.to_dict()), error.status
+
+
+def validation_error(exc: ValidationError, where: str = "body") -> ValidationFailed:
+    """Translate a pydantic error into a 422 naming each bad field."""
+    fields = [{"field": ".".join(str(part) for part in err["loc"]) or where,
+               "message": err["msg"], "type": err["type"]} for err in exc.errors()]
+    first = fields[0]["field"] if fields else where
+    return ValidationFailed(f"invalid {where}: {first}: {fields[0]['message']}" if fields
+                            else f"invalid {where}", details={"errors": fields})
+
+
+def init_app(app: Flask) -> None:
+    """Register the JSON error handlers."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> tuple[Response, int]:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> tuple[Response, int]:
+        status = error.code or 500
+        code = (error.name or "error").lower().replace(" ", "_")
+        body = {"error": {"code": code, "message": error.description or error.name,
+                          "details": {}}}
+        return jsonify(body), status
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error", exc_info=error)
+        body = {"error": {"code": "internal_error", "message": "internal error",
+                          "details": {}}}
+        return jsonify(body), 500

@@ -1,0 +1,126 @@
+"""Every error data-streams raises, in one tree.
+
+    DataStreamsError
+    ├── ApiError                  answered to HTTP clients as {"error": {code, message, details}}
+    │   ├── BadRequest            400 bad_request
+    │   ├── Unauthorized          401 unauthorized
+    │   ├── Forbidden             403 forbidden
+    │   ├── NotFound              404 not_found
+    │   │   ├── StreamNotFound    404 stream_not_found
+    │   │   ├── NoCompleteBatch   404 no_complete_batch
+    │   │   └── BatchNotFound     404 batch_not_found
+    │   ├── Conflict              409 conflict
+    │   ├── Gone                  410 gone (expired version or cursor)
+    │   ├── PayloadTooLarge       413 payload_too_large
+    │   ├── UnsupportedMediaType  415 unsupported_media_type
+    │   └── ValidationFailed      422 validation_failed
+    └── UpstreamError             a fetch failed; `kind` is machine-readable
+        (kinds: http_status, timeout, connection, invalid_json, records_path,
+         pagination_loop, auth, forbidden_host, response_too_large, middleware,
+         cancelled, lock_lost)
+
+Third-party errors (requests, redis) are translated at the boundary that calls them, so
+callers only ever see these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DataStreamsError(Exception):
+    """Base of every data-streams error."""
+
+
+class ApiError(DataStreamsError):
+    """An error answered to an HTTP client with `status` and a stable `code`."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class StreamNotFound(NotFound):
+    code = "stream_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"stream {name!r} does not exist", details={"stream": name})
+
+
+class NoCompleteBatch(NotFound):
+    code = "no_complete_batch"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"stream {name!r} has no complete batch yet; start it and retry",
+                         details={"stream": name})
+
+
+class BatchNotFound(NotFound):
+    code = "batch_not_found"
+
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(f"stream {name!r} has no batch {version}",
+                         details={"stream": name, "version": version})
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class Gone(ApiError):
+    status, code = 410, "gone"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
+class ValidationFailed(ApiError):
+    status, code = 422, "validation_failed"
+
+
+class UpstreamError(DataStreamsError):
+    """A fetch failed. `to_dict()` is what a failed batch keeps as its `error`."""
+
+    def __init__(self, kind: str, message: str, *, status: int | None = None,
+                 page: int | None = None, attempts: int | None = None,
+                 url: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.page = page
+        self.attempts = attempts
+        self.url = url
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = {"kind": self.kind, "message": self.message, "status": self.status,
+                  "page": self.page, "attempts": self.attempts, "url": self.url}
+        return {key: value for key, value in fields.items() if value is not None}

@@ -1,0 +1,74 @@
+"""The ingest consumer: Celery tasks on the ``ingest`` queue that store what the worker
+fetched and publish a batch once it is whole (see `protocol` for the messages).
+
+Acks are late and a lost worker's message is rejected back to the queue: storing a page
+is idempotent, so a redelivered message never duplicates records or counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from celery import shared_task
+
+from app import protocol
+from app.services import get_store
+from app.store.locks import BatchLease
+
+log = logging.getLogger(__name__)
+
+_RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+def _publish(lease: BatchLease) -> str:
+    verdict = get_store().writer.try_publish(lease.stream, lease.version)
+    if verdict == "published":
+        log.info("published stream=%s version=%s", lease.stream, lease.version)
+    elif verdict in ("superseded", "stale"):
+        log.warning("not published stream=%s version=%s verdict=%s",
+                    lease.stream, lease.version, verdict)
+    return verdict
+
+
+@shared_task(name=protocol.BEGIN, **_RELIABLE)
+def begin(stream: str, version: int, token: str) -> None:
+    """Record the start of a batch."""
+    lease = BatchLease(stream, version, token)
+    status = get_store().writer.begin(lease)
+    log.info("batch started stream=%s version=%s status=%s", stream, version, status)
+
+
+@shared_task(name=protocol.PAGE, **_RELIABLE)
+def page(stream: str, version: int, token: str, number: int, entries: list[list[Any]]
+         ) -> None:
+    """Stage one page of records, then publish if the batch is now whole."""
+    lease = BatchLease(stream, version, token)
+    pairs = [(float(score), str(member)) for score, member in entries]
+    stored = get_store().writer.store_page(lease, number, pairs)
+    log.debug("page stream=%s version=%s page=%s records=%s stored=%s",
+              stream, version, number, len(pairs), stored)
+    if stored:
+        _publish(lease)
+
+
+@shared_task(name=protocol.COMPLETE, **_RELIABLE)
+def complete(stream: str, version: int, token: str, pages: int, records: int,
+             info: dict[str, Any]) -> None:
+    """Record the batch's totals, then publish if every page has arrived."""
+    lease = BatchLease(stream, version, token)
+    fields = {key: value if isinstance(value, str) else orjson.dumps(value).decode()
+              for key, value in info.items()}
+    get_store().writer.complete(stream, version, pages, records, fields)
+    _publish(lease)
+
+
+@shared_task(name=protocol.FAIL, **_RELIABLE)
+def fail(stream: str, version: int, token: str, error: dict[str, Any]) -> None:
+    """End a batch as failed: it is never published and its lock is freed."""
+    store = get_store()
+    status = store.writer.finish(stream, version, "failed", error)
+    store.locks.release(BatchLease(stream, version, token))
+    log.warning("batch failed stream=%s version=%s status=%s kind=%s",
+                stream, version, status, error.get("kind"))

@@ -1,0 +1,57 @@
+"""The internal protocol: Celery messages between the worker and data-streams.
+
+Commands reach the worker through RedBeat entries (see `schedule`): beat sends
+``ds.fetch.stream(stream)`` to the ``fetch`` queue. Fetched data comes back on the
+``ingest`` queue, consumed by data-streams' ingest consumer (`app.ingest`); the worker
+never writes the batch store itself. One batch is, in order of sending:
+
+    ds.ingest.begin(stream, version, token)
+    ds.ingest.page(stream, version, token, page, entries)     one per page, any order
+    ds.ingest.complete(stream, version, token, pages, records, info)
+or  ds.ingest.fail(stream, version, token, error)
+
+`entries` is a list of ``[score, record_json]``; `info` and `error` are flat JSON objects.
+Messages may be delivered out of order and more than once; the store makes each step
+idempotent. `Outbox` is the worker's side of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+
+from app.store.locks import BatchLease
+
+INGEST_QUEUE = "ingest"
+FETCH_QUEUE = "fetch"
+BEGIN = "ds.ingest.begin"
+PAGE = "ds.ingest.page"
+COMPLETE = "ds.ingest.complete"
+FAIL = "ds.ingest.fail"
+
+
+class Outbox:
+    """Sends one batch's messages to the ingest queue."""
+
+    def __init__(self, celery_app: Celery, lease: BatchLease) -> None:
+        self.celery_app = celery_app
+        self.lease = lease
+
+    def _send(self, name: str, *args: Any) -> None:
+        lease = self.lease
+        self.celery_app.send_task(name, args=[lease.stream, lease.version, lease.token, *args],
+                                  queue=INGEST_QUEUE)
+
+    def begin(self) -> None:
+        self._send(BEGIN)
+
+    def page(self, number: int, entries: Sequence[tuple[float, str]]) -> None:
+        self._send(PAGE, number, [list(entry) for entry in entries])
+
+    def complete(self, pages: int, records: int, info: dict[str, Any]) -> None:
+        self._send(COMPLETE, pages, records, info)
+
+    def fail(self, error: dict[str, Any]) -> None:
+        self._send(FAIL, error)

@@ -1,0 +1,81 @@
+"""Periodic fetching through RedBeat schedule entries, one entry per running stream.
+
+A stream is running exactly when its entry exists, so `state` is derived from RedBeat and
+can never disagree with it. Entries are built with `RedBeatSchedulerEntry` and found with
+its `generate_key` (never a hand-built key). Beat notices a new entry within
+``beat_max_loop_interval``; an entry first fires one interval after it is saved, so "start"
+enqueues the first fetch itself.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import Celery
+from celery.schedules import schedule
+from redbeat import RedBeatSchedulerEntry
+from redbeat.schedulers import ensure_conf
+
+FETCH_TASK = "ds.fetch.stream"
+
+
+def entry_name(stream: str) -> str:
+    """Return the RedBeat entry name of a stream."""
+    return f"stream:{stream}"
+
+
+class Schedules:
+    """Saves, removes and describes the RedBeat entries of streams."""
+
+    def __init__(self, celery_app: Celery) -> None:
+        self.celery_app = celery_app
+        ensure_conf(celery_app)
+
+    def _key(self, stream: str) -> str:
+        return RedBeatSchedulerEntry.generate_key(self.celery_app, entry_name(stream))
+
+    def load(self, stream: str) -> RedBeatSchedulerEntry | None:
+        """Return the stream's entry, or None when the stream is stopped."""
+        try:
+            return RedBeatSchedulerEntry.from_key(self._key(stream), app=self.celery_app)
+        except KeyError:
+            return None
+
+    def save(self, stream: str, interval_seconds: int) -> RedBeatSchedulerEntry:
+        """Create the entry or change its interval (its last run time is kept)."""
+        every = timedelta(seconds=interval_seconds)
+        entry = RedBeatSchedulerEntry(
+            name=entry_name(stream), task=FETCH_TASK, schedule=schedule(run_every=every),
+            args=[stream], options={"queue": "fetch", "expires": interval_seconds},
+            app=self.celery_app)
+        return entry.save()
+
+    def remove(self, stream: str) -> bool:
+        """Delete the entry; return True if there was one."""
+        entry = self.load(stream)
+        if entry is None:
+            return False
+        entry.delete()
+        return True
+
+    def enqueue_now(self, stream: str) -> str:
+        """Send one fetch of `stream` to the fetch queue now; return the task id."""
+        result = self.celery_app.send_task(FETCH_TASK, args=[stream], queue="fetch")
+        return str(result.id)
+
+    def describe(self, stream: str) -> dict[str, Any]:
+        """Return state, interval and next run time of a stream."""
+        entry = self.load(stream)
+        if entry is None:
+            return {"state": "stopped", "interval_seconds": None, "next_run_at": None}
+        interval = int(entry.schedule.run_every.total_seconds())
+        due = entry.due_at
+        return {"state": "running", "interval_seconds": interval,
+                "next_run_at": _iso(due) if due is not None else None}
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,146 @@
+"""Batch lifecycle writes: begin, store a page, complete, publish, fail.
+
+Structures (see `keys`): the batch metadata hash ``P:{s}:b:<v>``, the staging sorted set
+``P:{s}:b:<v>:rec`` (member: the record as canonical JSON; score: its order), the page
+receipt hash ``P:{s}:b:<v>:pages``, the history index zset ``P:{s}:batches`` and the
+pointer ``P:{s}:current``. Every step is one Lua script (`scripts`), so pages may arrive in
+any order, more than once, from several consumers, and a batch becomes visible in exactly
+one atomic step or never.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+from redis import Redis
+
+from app.store import scripts
+from app.store.keys import StreamKeys
+from app.store.locks import BatchLease
+
+TERMINAL = ("complete", "failed", "abandoned", "cancelled")
+
+
+def now_iso() -> str:
+    """Return the current UTC time as ISO-8601 with milliseconds."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long batch data lives: readable versions, grace period, history length."""
+
+    keep_versions: int = 3
+    grace_seconds: int = 600
+    history_length: int = 200
+    staging_ttl_ms: int = 780_000
+    lock_ttl_ms: int = 780_000
+
+
+class BatchWriter:
+    """Writes the batches of every stream; used by the ingest consumer only."""
+
+    def __init__(self, connection: Redis, prefix: str, retention: Retention) -> None:
+        self.connection = connection
+        self.prefix = prefix
+        self.retention = retention
+        self._begin = connection.register_script(scripts.BEGIN)
+        self._store_page = connection.register_script(scripts.STORE_PAGE)
+        self._complete = connection.register_script(scripts.COMPLETE)
+        self._publish = connection.register_script(scripts.PUBLISH)
+        self._finish = connection.register_script(scripts.FINISH_UNPUBLISHED)
+
+    def begin(self, lease: BatchLease) -> str:
+        """Record that a batch started; older batches still running are abandoned."""
+        keys = StreamKeys(self.prefix, lease.stream)
+        status = self._begin(keys=[keys.batch(lease.version), keys.batches],
+                             args=[lease.version, lease.token, now_iso()])
+        older = self.connection.zrevrangebyscore(keys.batches, f"({lease.version}", "-inf",
+                                                 start=0, num=5)
+        for version in older:
+            self.finish(lease.stream, int(version), "abandoned",
+                        {"kind": "abandoned", "message": f"batch {lease.version} started"})
+        return str(status)
+
+    def store_page(self, lease: BatchLease, page: int,
+                   entries: Sequence[tuple[float, str]]) -> bool:
+        """Stage one page of (score, member) entries; False if already stored or ended."""
+        keys = StreamKeys(self.prefix, lease.stream)
+        args: list[object] = [lease.version, page, len(entries), self.retention.staging_ttl_ms,
+                              lease.value, self.retention.lock_ttl_ms]
+        for score, member in entries:
+            args.append(score)
+            args.append(member)
+        stored = self._store_page(
+            keys=[keys.batch(lease.version), keys.records(lease.version),
+                  keys.pages(lease.version), keys.lock, keys.batches], args=args)
+        return int(stored) == 1
+
+    def complete(self, stream: str, version: int, pages: int, records: int,
+                 info: dict[str, str] | None = None) -> str:
+        """Record the totals the fetch announced; the batch publishes once they match."""
+        keys = StreamKeys(self.prefix, stream)
+        args: list[object] = [version, pages, records]
+        for field, value in (info or {}).items():
+            args += [field, value]
+        return str(self._complete(keys=[keys.batch(version), keys.batches], args=args))
+
+    def try_publish(self, stream: str, version: int,
+                    extra: dict[str, str] | None = None) -> str:
+        """Publish the batch if it is whole and still owns the stream; return the verdict.
+
+        Verdicts: published, waiting (pages missing), not_running, superseded, stale.
+        """
+        keys = StreamKeys(self.prefix, stream)
+        args: list[object] = [version, now_iso(), self.retention.grace_seconds]
+        for field, value in (extra or {}).items():
+            args += [field, value]
+        verdict = str(self._publish(
+            keys=[keys.batch(version), keys.records(version), keys.pages(version),
+                  keys.current, keys.lock], args=args))
+        if verdict == "published":
+            self._retire_old_versions(keys, version)
+        return verdict
+
+    def finish(self, stream: str, version: int, status: str, error: dict[str, object]) -> str:
+        """End a batch unpublished (failed, abandoned, cancelled); return its final status."""
+        keys = StreamKeys(self.prefix, stream)
+        return str(self._finish(
+            keys=[keys.batch(version), keys.records(version), keys.pages(version), keys.lock,
+                  keys.batches],
+            args=[version, status, now_iso(), orjson.dumps(error).decode(),
+                  self.retention.grace_seconds]))
+
+    def _retire_old_versions(self, keys: StreamKeys, published: int) -> None:
+        """Let replaced versions beyond the newest `keep_versions` expire; trim history."""
+        older = [int(v) for v in self.connection.zrevrangebyscore(
+            keys.batches, f"({published}", "-inf")]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for version in older:
+                pipe.hget(keys.batch(version), "status")
+            statuses = pipe.execute()
+        complete = [v for v, status in zip(older, statuses, strict=True) if status == "complete"]
+        doomed = [keys.records(v) for v in complete[self.retention.keep_versions - 1:]]
+        trimmed = older[self.retention.history_length - 1:]
+        doomed += [keys.batch(v) for v in trimmed]
+        self._expire_once(doomed)
+        if trimmed:
+            self.connection.zrem(keys.batches, *trimmed)
+
+    def _expire_once(self, names: list[str]) -> None:
+        """Give each key the grace period unless it already has a TTL (Redis 6.2: no NX)."""
+        if not names:
+            return
+        with self.connection.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.ttl(name)
+            ttls = pipe.execute()
+        with self.connection.pipeline(transaction=False) as pipe:
+            for name, ttl in zip(names, ttls, strict=True):
+                if ttl == -1:
+                    pipe.expire(name, self.retention.grace_seconds)
+            pipe.execute()

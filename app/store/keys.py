@@ -1,0 +1,71 @@
+"""The key layout of the batch store, in one place.
+
+Every key of one stream carries the Redis Cluster hash tag ``{<stream>}`` so that each Lua
+script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is the prefix
+(``KEY_PREFIX``, default ``ds``); ``s`` the stream name; ``v`` a batch version.
+
+    P:streams              set     names of the defined streams
+    P:{s}:def              string  the stream definition, JSON
+    P:{s}:seq              string  last batch version handed out (INCR; monotonic per stream)
+    P:{s}:lock             string  "<token>:<v>" of the batch in flight; PX = lock timeout
+    P:{s}:current          string  version of the current published batch (the pointer)
+    P:{s}:batches          zset    history index: member v, score v
+    P:{s}:b:<v>            hash    batch metadata: status, counts, times, error (JSON)
+    P:{s}:b:<v>:rec        zset    the batch's records: member canonical JSON, score order
+    P:{s}:b:<v>:pages      hash    page number -> records received (idempotent page receipt)
+
+Batch status moves: running -> complete | failed | abandoned | cancelled. Staging keys
+(`rec`, `pages`) of a running batch expire unless published; a replaced version keeps its
+`rec` for a grace period (EXPIRE, never DEL), and the newest KEEP_VERSIONS stay readable.
+RedBeat keeps its schedule entries under its own prefix ``{redbeat}:``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def streams_key(prefix: str) -> str:
+    """Return the key of the set of stream names."""
+    return f"{prefix}:streams"
+
+
+@dataclass(frozen=True)
+class StreamKeys:
+    """Builds every key of one stream; each key has exactly one builder."""
+
+    prefix: str
+    stream: str
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix}:{{{self.stream}}}"
+
+    @property
+    def definition(self) -> str:
+        return f"{self._base}:def"
+
+    @property
+    def seq(self) -> str:
+        return f"{self._base}:seq"
+
+    @property
+    def lock(self) -> str:
+        return f"{self._base}:lock"
+
+    @property
+    def current(self) -> str:
+        return f"{self._base}:current"
+
+    @property
+    def batches(self) -> str:
+        return f"{self._base}:batches"
+
+    def batch(self, version: int) -> str:
+        return f"{self._base}:b:{version}"
+
+    def records(self, version: int) -> str:
+        return f"{self._base}:b:{version}:rec"
+
+    def pages(self, version: int) -> str:
+        return f"{self._base}:b:{version}:pages"

@@ -1,0 +1,88 @@
+"""The per-stream batch lock and version sequence: two strings per stream.
+
+Keys (see `keys`): ``P:{s}:lock`` holds ``"<token>:<version>"`` with a PX timeout that covers
+the fetch task's hard time limit plus slack; ``P:{s}:seq`` is the version counter. Taking
+the lock and handing out the next version is one Lua step, so at most one batch per stream
+is in flight and versions only grow. The running fetch and the ingest consumer extend the
+lock as pages flow; publish and fail release it (compare-and-delete on the value).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from redis import Redis
+
+from app.store.keys import StreamKeys
+
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local version = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. version, 'PX', ARGV[2])
+return version
+"""
+
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class BatchLease:
+    """The right to run batch `version` of `stream`, proven by `value` in the lock key."""
+
+    stream: str
+    version: int
+    token: str
+
+    @property
+    def value(self) -> str:
+        return f"{self.token}:{self.version}"
+
+
+class StreamLocks:
+    """Takes, extends and releases the batch lock of a stream."""
+
+    def __init__(self, connection: Redis, prefix: str, timeout_ms: int) -> None:
+        self.connection = connection
+        self.prefix = prefix
+        self.timeout_ms = timeout_ms
+        self._acquire = connection.register_script(_ACQUIRE)
+        self._extend = connection.register_script(_EXTEND)
+        self._release = connection.register_script(_RELEASE)
+
+    def acquire(self, stream: str) -> BatchLease | None:
+        """Take the lock and the next version, or return None if a batch is in flight."""
+        keys = StreamKeys(self.prefix, stream)
+        token = secrets.token_hex(8)
+        version = self._acquire(keys=[keys.lock, keys.seq], args=[token, self.timeout_ms])
+        if version is None:
+            return None
+        return BatchLease(stream=stream, version=int(version), token=token)
+
+    def extend(self, lease: BatchLease) -> bool:
+        """Renew the lock; False means it was lost (expired, cancelled or taken over)."""
+        keys = StreamKeys(self.prefix, lease.stream)
+        return bool(self._extend(keys=[keys.lock], args=[lease.value, self.timeout_ms]))
+
+    def release(self, lease: BatchLease) -> bool:
+        """Drop the lock if it is still ours."""
+        keys = StreamKeys(self.prefix, lease.stream)
+        return bool(self._release(keys=[keys.lock], args=[lease.value]))
+
+    def holder(self, stream: str) -> tuple[str, int] | None:
+        """Return (token, version) of the batch in flight, or None."""
+        raw = self.connection.get(StreamKeys(self.prefix, stream).lock)
+        if not raw:
+            return None
+        token, _, version = str(raw).rpartition(":")
+        return token, int(version)

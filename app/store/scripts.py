@@ -1,0 +1,97 @@
+"""Lua scripts of the batch lifecycle. Each touches only the keys passed in KEYS, all of
+one stream (one hash slot), so each runs atomically and on Redis Cluster unchanged."""
+
+# KEYS: meta, index. ARGV: version, token, started_at.
+BEGIN = """
+redis.call('HSETNX', KEYS[1], 'status', 'running')
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'token', ARGV[2], 'started_at', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
+return redis.call('HGET', KEYS[1], 'status')
+"""
+
+# KEYS: meta, rec, pages, lock, index.
+# ARGV: version, page, count, staging_ttl_ms, lock_value, lock_ttl_ms, score1, member1, ...
+# A page is stored once: a redelivered page finds its number in `pages` and adds nothing.
+STORE_PAGE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status and status ~= 'running' then return -1 end
+if not status then
+  redis.call('HSET', KEYS[1], 'status', 'running', 'version', ARGV[1])
+  redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
+end
+local fresh = redis.call('HSETNX', KEYS[3], ARGV[2], ARGV[3])
+if fresh == 1 then
+  for i = 7, #ARGV, 1000 do
+    redis.call('ZADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+  redis.call('HINCRBY', KEYS[1], 'pages_received', 1)
+  redis.call('HINCRBY', KEYS[1], 'records_received', ARGV[3])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('PEXPIRE', KEYS[4], ARGV[6]) end
+return fresh
+"""
+
+# KEYS: meta, index. ARGV: version, pages, records, field1, value1, ...
+COMPLETE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status and status ~= 'running' then return status end
+redis.call('HSET', KEYS[1], 'status', 'running', 'version', ARGV[1],
+           'expected_pages', ARGV[2], 'expected_records', ARGV[3])
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
+return 'running'
+"""
+
+# KEYS: meta, rec, pages, current, lock.
+# ARGV: version, now, grace_s, field1, value1, ...
+# The fenced commit: publishes only a running batch whose every page has arrived, whose
+# lock is not held by another batch, and that is newer than the current version.
+PUBLISH = """
+local m = redis.call('HMGET', KEYS[1], 'status', 'expected_pages', 'pages_received',
+                     'expected_records', 'records_received', 'token')
+if m[1] ~= 'running' then return 'not_running' end
+if not m[2] then return 'waiting' end
+if tonumber(m[2]) ~= tonumber(m[3] or '0') or tonumber(m[4]) ~= tonumber(m[5] or '0') then
+  return 'waiting'
+end
+local holder = redis.call('GET', KEYS[5])
+local mine = (m[6] or '') .. ':' .. ARGV[1]
+local current = tonumber(redis.call('GET', KEYS[4]) or '0')
+local verdict = nil
+if holder and holder ~= mine then verdict = 'superseded' end
+if current >= tonumber(ARGV[1]) then verdict = 'stale' end
+if verdict then
+  redis.call('HSET', KEYS[1], 'status', 'abandoned', 'finished_at', ARGV[2],
+             'error', cjson.encode({kind = verdict,
+                                    message = 'a newer batch owns the stream'}))
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+  return verdict
+end
+redis.call('SET', KEYS[4], ARGV[1])
+redis.call('PERSIST', KEYS[2])
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[1], 'status', 'complete', 'finished_at', ARGV[2],
+           'records', redis.call('ZCARD', KEYS[2]), 'previous', current)
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if holder == mine then redis.call('DEL', KEYS[5]) end
+return 'published'
+"""
+
+# KEYS: meta, rec, pages, lock, index. ARGV: version, status, now, error_json, grace_s.
+# Ends a batch that will never be published; its staging data expires after the grace.
+FINISH_UNPUBLISHED = """
+local m = redis.call('HMGET', KEYS[1], 'status', 'token')
+if m[1] and m[1] ~= 'running' then return m[1] end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'version', ARGV[1], 'finished_at', ARGV[3],
+           'error', ARGV[4])
+redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+if m[2] and redis.call('GET', KEYS[4]) == m[2] .. ':' .. ARGV[1] then
+  redis.call('DEL', KEYS[4])
+end
+return ARGV[2]
+"""

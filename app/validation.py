@@ -1,0 +1,52 @@
+"""Request parsing: JSON bodies into pydantic models, names and query numbers checked."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask import request
+from pydantic import BaseModel, ValidationError
+
+from app.errors import validation_error
+from app.exceptions import BadRequest, NotFound, UnsupportedMediaType
+from config.streams import valid_stream_name
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def stream_name(name: str) -> str:
+    """Return `name` if it may name a stream; an impossible name is simply not found."""
+    if not valid_stream_name(name):
+        raise NotFound(f"stream {name!r} does not exist: names match "
+                       "^[a-z0-9][a-z0-9_-]{0,63}$", details={"stream": name})
+    return name
+
+
+def body(model: type[Model], *, optional: bool = False) -> Model:
+    """Parse the JSON body into `model`; an empty optional body gives the defaults."""
+    if optional and not request.get_data(cache=True):
+        return model()
+    if not request.is_json:
+        raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json)")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise BadRequest("the body is not valid JSON")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def query_int(name: str, default: int | None, *, low: int, high: int) -> int | None:
+    """Return the integer query parameter `name`, checked against [low, high]."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer", details={"field": name}) from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}",
+                         details={"field": name, "min": low, "max": high})
+    return value

@@ -1,0 +1,41 @@
+"""Defaults for every setting, each with its unit. The environment overrides them."""
+
+# Redis, used as Celery broker, RedBeat store and batch store.
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# Key prefix of every data-streams key (the store's layout is in app/store/keys.py).
+KEY_PREFIX = "ds"
+
+# Fetch schedule: default interval of a stream, in seconds.
+DEFAULT_INTERVAL_SECONDS = 300
+# Smallest and largest interval a stream may ask for, in seconds.
+MIN_INTERVAL_SECONDS = 1
+MAX_INTERVAL_SECONDS = 7 * 24 * 3600
+
+# How often beat looks for new or changed schedule entries, in seconds.
+BEAT_MAX_LOOP_INTERVAL = 5
+# How long beat's lock lives without renewal, in seconds (a standby beat takes over after it).
+BEAT_LOCK_TIMEOUT = 60
+
+# Fetch task time limits, in seconds: soft ends the batch as failed, hard kills the task.
+FETCH_SOFT_TIME_LIMIT = 600
+FETCH_HARD_TIME_LIMIT = 660
+# Broker visibility timeout, in seconds: must stay above every task's hard time limit.
+VISIBILITY_TIMEOUT = 3600
+# Extra life of a stream's batch lock beyond the hard time limit, in seconds, so the ingest
+# consumer can finish storing the last pages of a batch after the fetch has ended.
+LOCK_SLACK_SECONDS = 120
+
+# How many published versions stay readable.
+KEEP_VERSIONS = 3
+# How long a replaced version, or a failed batch's staging data, survives, in seconds.
+GRACE_SECONDS = 600
+# How many batches the history of a stream keeps.
+HISTORY_LENGTH = 200
+
+# Page size of GET /streams/<name>/data: default and maximum, in records.
+DEFAULT_PAGE_LIMIT = 100
+MAX_PAGE_LIMIT = 10_000
+
+# Upstream guard: most pages one batch may fetch.
+MAX_PAGES = 10_000

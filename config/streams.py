@@ -1,0 +1,56 @@
+"""The stream definition: the public contract of `PUT /streams/<name>`.
+
+A definition names an upstream (`source`), the record identity (`key`) and the fetch
+interval. `load_streams_file` reads definitions from a YAML or JSON file at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from config import defaults
+from config.source import Source
+
+STREAM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class StreamDefinition(BaseModel):
+    """A named upstream that data-streams keeps a fresh, versioned copy of."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Source
+    key: str = Field(default="id", min_length=1, max_length=256,
+                     description="Dotted path to the field that identifies a record.")
+    interval_seconds: int = Field(default=defaults.DEFAULT_INTERVAL_SECONDS,
+                                  ge=defaults.MIN_INTERVAL_SECONDS,
+                                  le=defaults.MAX_INTERVAL_SECONDS)
+    order_by: str | None = Field(
+        default=None, max_length=256,
+        description="Dotted path to a numeric or ISO-8601 time field that orders records; "
+                    "default: the order of the upstream.")
+    description: str = Field(default="", max_length=1000)
+
+
+def valid_stream_name(name: str) -> bool:
+    """Tell whether `name` may name a stream (it becomes part of Redis keys and URLs)."""
+    return bool(STREAM_NAME.match(name))
+
+
+def load_streams_file(path: str | Path) -> dict[str, StreamDefinition]:
+    """Read `{"streams": {name: definition}}` from YAML or JSON; ${VARS} are expanded."""
+    text = os.path.expandvars(Path(path).read_text(encoding="utf-8"))
+    raw: Any = yaml.safe_load(text) or {}
+    streams = raw.get("streams", {}) if isinstance(raw, dict) else {}
+    result: dict[str, StreamDefinition] = {}
+    for name, body in streams.items():
+        if not valid_stream_name(str(name)):
+            raise ValueError(f"invalid stream name in {path}: {name!r}")
+        result[str(name)] = StreamDefinition.model_validate(body)
+    return result
