@@ -39,3 +39,5 @@ MAX_PAGE_LIMIT = 10_000
 
 # Upstream guard: most pages one batch may fetch.
 MAX_PAGES = 10_000
+# Upstream guard: largest response body one page may have, in bytes.
+MAX_RESPONSE_BYTES = 50 * 1024 * 1024
