@@ -13,6 +13,9 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:{s}:b:<v>            hash    batch metadata: status, counts, times, error (JSON)
     P:{s}:b:<v>:rec        zset    the batch's records: member canonical JSON, score order
     P:{s}:b:<v>:pages      hash    page number -> records received (idempotent page receipt)
+    P:{s}:rl:next          string  epoch ms of the next free slot of the shared request budget
+    P:{s}:rl:until         string  epoch ms until which fetches wait (budget, 429, X-RateLimit)
+    P:{s}:oauth            string  cached OAuth2 access token, encrypted; PX = its lifetime
 
 Batch status moves: running -> complete | failed | abandoned | cancelled. Staging keys
 (`rec`, `pages`) of a running batch expire unless published; a replaced version keeps its
@@ -69,3 +72,15 @@ class StreamKeys:
 
     def pages(self, version: int) -> str:
         return f"{self._base}:b:{version}:pages"
+
+    @property
+    def rate_next(self) -> str:
+        return f"{self._base}:rl:next"
+
+    @property
+    def rate_limited_until(self) -> str:
+        return f"{self._base}:rl:until"
+
+    @property
+    def oauth_token(self) -> str:
+        return f"{self._base}:oauth"
