@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from app import control, validation
+from app.exceptions import Conflict
 from app.services import get_store
 
 bp = Blueprint("batches", __name__, url_prefix="/streams")
@@ -26,4 +27,33 @@ def get_batch(name: str, version: int) -> Response:
     name = validation.stream_name(name)
     store = get_store()
     control.require(store, name)
+    return jsonify({"stream": name, "batch": store.reader.batch(name, version)})
+
+
+@bp.post("/<name>/batches/<int:version>/publish")
+def publish_batch(name: str, version: int) -> Response:
+    """Publish a quarantined batch by hand (it must still be newer than the current)."""
+    name = validation.stream_name(name)
+    store = get_store()
+    control.require(store, name)
+    store.reader.batch(name, version)
+    verdict = store.writer.publish_quarantined(name, version)
+    if verdict != "published":
+        raise Conflict(f"batch {version} cannot be published: {verdict}",
+                       details={"stream": name, "version": version, "verdict": verdict})
+    return jsonify({"stream": name, "batch": store.reader.batch(name, version)})
+
+
+@bp.post("/<name>/batches/<int:version>/discard")
+def discard_batch(name: str, version: int) -> Response:
+    """Discard a quarantined batch; its records expire after the grace period."""
+    name = validation.stream_name(name)
+    store = get_store()
+    control.require(store, name)
+    store.reader.batch(name, version)
+    status = store.writer.discard(name, version)
+    if status != "discarded":
+        raise Conflict(f"batch {version} is {status}, only a quarantined batch can be "
+                       "discarded", details={"stream": name, "version": version,
+                                             "status": status})
     return jsonify({"stream": name, "batch": store.reader.batch(name, version)})

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from celery import shared_task
 
-from app import protocol
+from app import protocol, publishing
 from app.services import get_store
 from app.store.locks import BatchLease
 
@@ -23,13 +23,7 @@ _RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": 
 
 
 def _publish(lease: BatchLease) -> str:
-    verdict = get_store().writer.try_publish(lease.stream, lease.version)
-    if verdict == "published":
-        log.info("published stream=%s version=%s", lease.stream, lease.version)
-    elif verdict in ("superseded", "stale"):
-        log.warning("not published stream=%s version=%s verdict=%s",
-                    lease.stream, lease.version, verdict)
-    return verdict
+    return publishing.settle(get_store(), lease.stream, lease.version)
 
 
 @shared_task(name=protocol.BEGIN, **_RELIABLE)

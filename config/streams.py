@@ -20,6 +20,19 @@ from config.source import Source
 STREAM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
+class PublishGate(BaseModel):
+    """When a whole batch is kept as `quarantined` instead of being published."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_empty: bool = Field(default=False,
+                              description="Publish a batch with no records.")
+    max_drop_ratio: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Quarantine a batch holding fewer than (1 - ratio) x the previous "
+                    "batch's records; off by default.")
+
+
 class StreamDefinition(BaseModel):
     """A named upstream that data-streams keeps a fresh, versioned copy of."""
 
@@ -36,6 +49,7 @@ class StreamDefinition(BaseModel):
         description="Dotted path to a numeric or ISO-8601 time field that orders records; "
                     "default: the order of the upstream.")
     description: str = Field(default="", max_length=1000)
+    publish_gate: PublishGate = Field(default_factory=PublishGate)
 
 
 def valid_stream_name(name: str) -> bool:

@@ -22,7 +22,7 @@ from app.store import scripts
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
 
-TERMINAL = ("complete", "failed", "abandoned", "cancelled")
+TERMINAL = ("complete", "failed", "abandoned", "cancelled", "quarantined", "discarded")
 
 
 def _int(value: Any) -> int:
@@ -101,8 +101,28 @@ class BatchWriter:
 
         Verdicts: published, waiting (pages missing), not_running, superseded, stale.
         """
+        return self._commit(stream, version, "auto", "", extra)
+
+    def quarantine(self, stream: str, version: int, reason: str,
+                   extra: dict[str, str] | None = None) -> str:
+        """Keep a whole batch unpublished as `quarantined` (a gate refused it)."""
+        return self._commit(stream, version, "quarantine", reason, extra)
+
+    def publish_quarantined(self, stream: str, version: int) -> str:
+        """Publish a quarantined batch by hand; verdicts: published, stale, not_quarantined."""
+        return self._commit(stream, version, "manual", "", None)
+
+    def discard(self, stream: str, version: int) -> str:
+        """Discard a quarantined batch; its records expire after the grace period."""
+        return self.finish(stream, version, "discarded",
+                           {"kind": "discarded", "message": "discarded by hand"},
+                           required="quarantined")
+
+    def _commit(self, stream: str, version: int, mode: str, reason: str,
+                extra: dict[str, str] | None) -> str:
         keys = StreamKeys(self.prefix, stream)
-        args: list[str | int | float] = [version, now_iso(), self.retention.grace_seconds]
+        args: list[str | int | float] = [version, now_iso(), self.retention.grace_seconds,
+                                         mode, reason]
         for field, value in (extra or {}).items():
             args += [field, value]
         verdict = str(self._publish(
@@ -112,14 +132,15 @@ class BatchWriter:
             self._retire_old_versions(keys, version)
         return verdict
 
-    def finish(self, stream: str, version: int, status: str, error: dict[str, object]) -> str:
+    def finish(self, stream: str, version: int, status: str, error: dict[str, object],
+               required: str = "running") -> str:
         """End a batch unpublished (failed, abandoned, cancelled); return its final status."""
         keys = StreamKeys(self.prefix, stream)
         return str(self._finish(
             keys=[keys.batch(version), keys.records(version), keys.pages(version), keys.lock,
                   keys.batches],
             args=[version, status, now_iso(), orjson.dumps(error).decode(),
-                  self.retention.grace_seconds]))
+                  self.retention.grace_seconds, required]))
 
     def _retire_old_versions(self, keys: StreamKeys, published: int) -> None:
         """Let replaced versions beyond the newest `keep_versions` expire; trim history."""
@@ -131,6 +152,9 @@ class BatchWriter:
             statuses = pipe.execute()
         complete = [v for v, status in zip(older, statuses, strict=True) if status == "complete"]
         doomed = [keys.records(v) for v in complete[self.retention.keep_versions - 1:]]
+        # A quarantined batch older than the published one can never be published now.
+        doomed += [keys.records(v) for v, status in zip(older, statuses, strict=True)
+                   if status == "quarantined"]
         trimmed = older[self.retention.history_length - 1:]
         doomed += [keys.batch(v) for v in trimmed]
         self._expire_once(doomed)

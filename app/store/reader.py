@@ -119,6 +119,10 @@ class Reader:
             raise BatchNotFound(stream, version)
         return decode_batch(raw)
 
+    def batch_or_none(self, stream: str, version: int) -> dict[str, Any] | None:
+        raw = self.connection.hgetall(StreamKeys(self.prefix, stream).batch(version))
+        return decode_batch(raw) if raw else None
+
     def batches(self, stream: str, limit: int = 50) -> list[dict[str, Any]]:
         """Return the newest `limit` batches, newest first."""
         keys = StreamKeys(self.prefix, stream)

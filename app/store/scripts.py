@@ -45,23 +45,31 @@ return 'running'
 """
 
 # KEYS: meta, rec, pages, current, lock.
-# ARGV: version, now, grace_s, field1, value1, ...
-# The fenced commit: publishes only a running batch whose every page has arrived, whose
-# lock is not held by another batch, and that is newer than the current version.
+# ARGV: version, now, grace_s, mode, reason, field1, value1, ...
+# The fenced commit. mode "auto" publishes a running batch whose every page has arrived,
+# whose lock no other batch holds, and that is newer than the current version; mode
+# "quarantine" ends such a batch as quarantined (kept, not served); mode "manual"
+# publishes a quarantined batch if it is still newer than the current version.
 PUBLISH = """
+local mode = ARGV[4]
 local m = redis.call('HMGET', KEYS[1], 'status', 'expected_pages', 'pages_received',
                      'expected_records', 'records_received', 'token')
-if m[1] ~= 'running' then return 'not_running' end
-if not m[2] then return 'waiting' end
-if tonumber(m[2]) ~= tonumber(m[3] or '0') or tonumber(m[4]) ~= tonumber(m[5] or '0') then
-  return 'waiting'
+local expected = 'running'
+if mode == 'manual' then expected = 'quarantined' end
+if m[1] ~= expected then return 'not_' .. expected end
+if mode ~= 'manual' then
+  if not m[2] then return 'waiting' end
+  if tonumber(m[2]) ~= tonumber(m[3] or '0') or tonumber(m[4]) ~= tonumber(m[5] or '0') then
+    return 'waiting'
+  end
 end
 local holder = redis.call('GET', KEYS[5])
 local mine = (m[6] or '') .. ':' .. ARGV[1]
 local current = tonumber(redis.call('GET', KEYS[4]) or '0')
 local verdict = nil
-if holder and holder ~= mine then verdict = 'superseded' end
+if mode ~= 'manual' and holder and holder ~= mine then verdict = 'superseded' end
 if current >= tonumber(ARGV[1]) then verdict = 'stale' end
+if verdict and mode == 'manual' then return verdict end
 if verdict then
   redis.call('HSET', KEYS[1], 'status', 'abandoned', 'finished_at', ARGV[2],
              'error', cjson.encode({kind = verdict,
@@ -70,21 +78,30 @@ if verdict then
   redis.call('EXPIRE', KEYS[3], ARGV[3])
   return verdict
 end
-redis.call('SET', KEYS[4], ARGV[1])
 redis.call('PERSIST', KEYS[2])
 redis.call('DEL', KEYS[3])
-redis.call('HSET', KEYS[1], 'status', 'complete', 'finished_at', ARGV[2],
-           'records', redis.call('ZCARD', KEYS[2]), 'previous', current)
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if holder == mine then redis.call('DEL', KEYS[5]) end
+if mode == 'quarantine' then
+  redis.call('HSET', KEYS[1], 'status', 'quarantined', 'finished_at', ARGV[2],
+             'records', redis.call('ZCARD', KEYS[2]), 'quarantine_reason', ARGV[5])
+  return 'quarantined'
+end
+redis.call('SET', KEYS[4], ARGV[1])
+redis.call('HSET', KEYS[1], 'status', 'complete', 'published_at', ARGV[2],
+           'records', redis.call('ZCARD', KEYS[2]), 'previous', current)
+if mode ~= 'manual' then redis.call('HSET', KEYS[1], 'finished_at', ARGV[2]) end
 return 'published'
 """
 
-# KEYS: meta, rec, pages, lock, index. ARGV: version, status, now, error_json, grace_s.
-# Ends a batch that will never be published; its staging data expires after the grace.
+# KEYS: meta, rec, pages, lock, index.
+# ARGV: version, status, now, error_json, grace_s, required_status.
+# Ends a batch that will never be published (a running one, or a quarantined one being
+# discarded); its staging data expires after the grace period.
 FINISH_UNPUBLISHED = """
 local m = redis.call('HMGET', KEYS[1], 'status', 'token')
-if m[1] and m[1] ~= 'running' then return m[1] end
+if m[1] and m[1] ~= ARGV[6] then return m[1] end
+if not m[1] and ARGV[6] ~= 'running' then return 'missing' end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'version', ARGV[1], 'finished_at', ARGV[3],
            'error', ARGV[4])
 redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
