@@ -13,6 +13,7 @@ from app.exceptions import StreamNotFound
 from app.schedule import Schedules
 from app.services import Store
 from app.store.locks import BatchLease
+from app.store.ratelimit import RateLimits
 from config import defaults
 from config.streams import StreamDefinition
 
@@ -82,9 +83,11 @@ def cancel_in_flight(store: Store, name: str) -> int | None:
 def describe(store: Store, schedules: Schedules, name: str) -> dict[str, Any]:
     """Return a stream's definition, schedule state, current version and batch in flight."""
     definition = require(store, name)
+    limits = RateLimits(store.connection, store.definitions.prefix)
     return {"stream": name, **schedules.describe(name),
             "current_version": store.reader.current_version(name),
             "in_progress": store.reader.in_progress(name),
+            "rate_limited_until": limits.limited_until(name),
             "definition": definition.model_dump(mode="json")}
 
 

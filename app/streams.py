@@ -27,6 +27,7 @@ def put_stream(name: str) -> tuple[Response, int]:
     """Create or replace a stream definition."""
     name = validation.stream_name(name)
     definition = validation.body(StreamDefinition)
+    validation.source_hosts(definition, current_app.config["ALLOWED_SOURCE_HOSTS"])
     created = get_store().definitions.put(name, definition)
     body = {"stream": name, "created": created, "definition": definition.model_dump(mode="json")}
     return jsonify(body), 201 if created else 200

@@ -8,8 +8,9 @@ from flask import request
 from pydantic import BaseModel, ValidationError
 
 from app.errors import validation_error
-from app.exceptions import BadRequest, NotFound, UnsupportedMediaType
-from config.streams import valid_stream_name
+from app.exceptions import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
+from config.streams import StreamDefinition, valid_stream_name
+from tasks.upstream.guard import source_url_errors
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -35,6 +36,15 @@ def body(model: type[Model], *, optional: bool = False) -> Model:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc) from None
+
+
+def source_hosts(definition: StreamDefinition, allowed_hosts: list[str]) -> None:
+    """Refuse (422) a definition whose URLs the SSRF guard forbids."""
+    errors = source_url_errors(definition.source, allowed_hosts)
+    if errors:
+        first = errors[0]
+        raise ValidationFailed(f"invalid body: {first['field']}: {first['message']}",
+                               details={"errors": errors})
 
 
 def query_int(name: str, default: int | None, *, low: int, high: int) -> int | None:

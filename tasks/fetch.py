@@ -56,7 +56,9 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
               outbox: Outbox) -> dict[str, Any]:
     """Send every page of the upstream, then the batch totals."""
     started = time.monotonic()
-    pager = Pager(definition.source)
+    pager = Pager(definition.source, connection=store.connection, stream=lease.stream,
+                  allowed_hosts=current_app.config["ALLOWED_SOURCE_HOSTS"],
+                  key_prefix=current_app.config["KEY_PREFIX"])
     context = BatchContext(stream=lease.stream, version=lease.version, fetched_at=now_iso(),
                            source_url=definition.source.url)
     chain = build_chain(definition)
