@@ -54,7 +54,7 @@ def complete(stream: str, version: int, token: str, pages: int, records: int,
     lease = BatchLease(stream, version, token)
     fields = {key: value if isinstance(value, str) else orjson.dumps(value).decode()
               for key, value in info.items()}
-    get_store().writer.complete(stream, version, pages, records, fields)
+    get_store().writer.complete(lease, pages, records, fields)
     _publish(lease)
 
 

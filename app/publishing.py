@@ -85,7 +85,8 @@ def settle(store: Store, stream: str, version: int) -> str:
     """Publish or quarantine a whole batch; return the verdict ("waiting" if not whole)."""
     found = candidate(store, stream, version)
     if found is None:
-        return "waiting"
+        status = store.reader.batch_or_none(stream, version) or {}
+        return "waiting" if status.get("status") == "running" else "not_running"
     extra: dict[str, str] = {}
     for prepare in PREPARERS:
         extra.update(prepare(found))

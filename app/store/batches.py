@@ -86,11 +86,12 @@ class BatchWriter:
                   keys.pages(lease.version), keys.lock, keys.batches], args=args)
         return int(stored) == 1
 
-    def complete(self, stream: str, version: int, pages: int, records: int,
+    def complete(self, lease: BatchLease, pages: int, records: int,
                  info: dict[str, str] | None = None) -> str:
         """Record the totals the fetch announced; the batch publishes once they match."""
+        stream, version = lease.stream, lease.version
         keys = StreamKeys(self.prefix, stream)
-        args: list[str | int | float] = [version, pages, records]
+        args: list[str | int | float] = [version, pages, records, lease.token]
         for field, value in (info or {}).items():
             args += [field, value]
         return str(self._complete(keys=[keys.batch(version), keys.batches], args=args))

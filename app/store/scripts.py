@@ -19,6 +19,7 @@ if not status then
   redis.call('HSET', KEYS[1], 'status', 'running', 'version', ARGV[1])
   redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
 end
+redis.call('HSETNX', KEYS[1], 'token', string.match(ARGV[5], '^(.*):'))
 local fresh = redis.call('HSETNX', KEYS[3], ARGV[2], ARGV[3])
 if fresh == 1 then
   for i = 7, #ARGV, 1000 do
@@ -33,13 +34,15 @@ if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('PEXPIRE', KEYS[4], ARG
 return fresh
 """
 
-# KEYS: meta, index. ARGV: version, pages, records, field1, value1, ...
+# KEYS: meta, index. ARGV: version, pages, records, token, field1, value1, ...
+# Every message carries the batch's token, so the batch knows it whatever arrives first.
 COMPLETE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and status ~= 'running' then return status end
 redis.call('HSET', KEYS[1], 'status', 'running', 'version', ARGV[1],
            'expected_pages', ARGV[2], 'expected_records', ARGV[3])
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSETNX', KEYS[1], 'token', ARGV[4])
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 return 'running'
 """
