@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from app.services import get_store
 from config.streams import load_streams_file
@@ -11,6 +12,7 @@ from config.streams import load_streams_file
 
 @click.command("load-streams")
 @click.argument("path", required=False)
+@with_appcontext
 def load_streams(path: str | None) -> None:
     """Create or replace the streams defined in PATH (default: $STREAMS_FILE)."""
     path = path or current_app.config["STREAMS_FILE"]

@@ -1,0 +1,66 @@
+"""Reading published versions: cursors pin a version, expired versions are 410."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from app import publishing
+from app.exceptions import BadRequest, Gone
+from app.services import Store
+from app.store.keys import StreamKeys
+from app.store.reader import Cursor
+from config.streams import StreamDefinition
+from tasks.records import to_entries
+
+
+def publish(store: Store, records: list[dict[str, int]]) -> int:
+    lease = store.locks.acquire("s")
+    assert lease is not None
+    store.writer.store_page(lease, 1, to_entries(records, 1, None))
+    store.writer.complete(lease, 1, len(records))
+    assert publishing.settle(store, "s", lease.version) == "published"
+    return lease.version
+
+
+@pytest.fixture
+def s(store: Store) -> Store:
+    store.definitions.put("s", StreamDefinition.model_validate(
+        {"source": {"url": "http://127.0.0.1:1/x"}}))
+    return store
+
+
+def test_cursor_keeps_reading_the_version_it_started_on(s: Store) -> None:
+    first = publish(s, [{"id": i} for i in range(5)])
+    page = s.reader.read("s", limit=2)
+    publish(s, [{"id": 100 + i} for i in range(5)])
+
+    assert page.next_cursor is not None
+    rest = s.reader.read("s", limit=10, cursor=Cursor.decode(page.next_cursor))
+
+    assert rest.version == first
+    assert rest.records == [f'{{"id":{i}}}' for i in range(2, 5)]
+    assert rest.next_cursor is None
+
+
+def test_expired_version_is_gone(s: Store, redis: fakeredis.FakeRedis) -> None:
+    version = publish(s, [{"id": 1}])
+    redis.delete(StreamKeys("ds", "s").records(version))
+
+    with pytest.raises(Gone):
+        s.reader.read("s", limit=10, version=version)
+
+
+@pytest.mark.parametrize("text", ["", "not-base64!", "eyJ2IjoxfQ", "eyJ2IjotMSwibyI6MH0"])
+def test_malformed_cursor_is_a_bad_request(text: str) -> None:
+    with pytest.raises(BadRequest):
+        Cursor.decode(text)
+
+
+def test_order_by_field_orders_records(store: Store) -> None:
+    entries = to_entries([{"t": "2024-01-02T00:00:00Z"}, {"t": "2024-01-01T00:00:00Z"},
+                          {"t": 5}, {}], 1, "t")
+
+    scores = [score for score, _ in entries]
+
+    assert scores[2] < scores[1] < scores[0] < scores[3] == float("inf")

@@ -1,0 +1,137 @@
+"""The stream resource through the Flask test client, on fakeredis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.services import Store
+
+DEFINITION: dict[str, Any] = {
+    "source": {"url": "http://127.0.0.1:9/items", "records_path": "data",
+               "pagination": {"type": "next_url", "next_url_path": "next"}},
+    "key": "id", "interval_seconds": 300}
+
+
+@pytest.fixture(autouse=True)
+def allow_test_upstream(app: Flask) -> None:
+    """Allow-list the (never contacted) upstream these definitions name."""
+    app.config["ALLOWED_SOURCE_HOSTS"] = ["127.0.0.1:9", "127.0.0.1:8001"]
+
+
+def test_put_creates_then_replaces_a_stream(client: FlaskClient) -> None:
+    created = client.put("/streams/orders", json=DEFINITION)
+    replaced = client.put("/streams/orders", json={**DEFINITION, "interval_seconds": 60})
+
+    assert created.status_code == 201 and created.json["created"] is True
+    assert replaced.status_code == 200 and replaced.json["created"] is False
+    listed = client.get("/streams").json["streams"]
+    assert [row["stream"] for row in listed] == ["orders"]
+    assert listed[0]["state"] == "stopped"
+    assert client.get("/streams/orders").json["definition"]["interval_seconds"] == 60
+
+
+def test_invalid_definition_names_the_field(client: FlaskClient) -> None:
+    bad = {**DEFINITION, "source": {**DEFINITION["source"], "pagination": {"type": "bogus"}}}
+
+    response = client.put("/streams/orders", json=bad)
+
+    assert response.status_code == 422
+    error = response.json["error"]
+    assert error["code"] == "validation_failed"
+    assert any(e["field"].startswith("source.pagination") for e in error["details"]["errors"])
+
+
+def test_unknown_fields_and_bad_interval_are_refused(client: FlaskClient) -> None:
+    assert client.put("/streams/a", json={**DEFINITION, "surprise": 1}).status_code == 422
+    too_fast = client.put("/streams/a", json={**DEFINITION, "interval_seconds": 0})
+    assert too_fast.status_code == 422
+    assert too_fast.json["error"]["details"]["errors"][0]["field"] == "interval_seconds"
+
+
+def test_non_json_body_is_415_and_broken_json_is_400(client: FlaskClient) -> None:
+    assert client.put("/streams/a", data="x", content_type="text/plain").status_code == 415
+    broken = client.put("/streams/a", data="{", content_type="application/json")
+    assert broken.status_code == 400 and broken.json["error"]["code"] == "bad_request"
+
+
+def test_unknown_stream_is_404_everywhere(client: FlaskClient) -> None:
+    for method, path in [("GET", "/streams/nope"), ("POST", "/streams/nope/start"),
+                         ("POST", "/streams/nope/stop"), ("GET", "/streams/nope/data"),
+                         ("GET", "/streams/nope/batches"), ("DELETE", "/streams/nope")]:
+        response = client.open(path, method=method)
+        assert response.status_code == 404, path
+        assert response.json["error"]["code"] == "stream_not_found"
+
+
+def test_start_registers_one_entry_and_is_idempotent(client: FlaskClient, store: Store) -> None:
+    client.put("/streams/orders", json=DEFINITION)
+
+    first = client.post("/streams/orders/start", json={"run_now": False})
+    second = client.post("/streams/orders/start", json={"interval_seconds": 30})
+
+    assert first.json["state"] == "running" and first.json["interval_seconds"] == 300
+    assert second.json["already_running"] is True and second.json["interval_seconds"] == 30
+    assert second.json["queued_task"] is None
+    entries = list(store.connection.scan_iter("{redbeat}:stream:*"))
+    assert entries == ["{redbeat}:stream:orders"]
+    assert client.get("/streams/orders").json["state"] == "running"
+
+
+def test_stop_removes_the_entry_and_keeps_the_definition(client: FlaskClient,
+                                                         store: Store) -> None:
+    client.put("/streams/orders", json=DEFINITION)
+    client.post("/streams/orders/start", json={"run_now": False})
+
+    stopped = client.post("/streams/orders/stop")
+    again = client.post("/streams/orders/stop")
+
+    assert stopped.json["state"] == "stopped" and stopped.json["was_running"] is True
+    assert again.status_code == 200 and again.json["was_running"] is False
+    assert list(store.connection.scan_iter("{redbeat}:stream:*")) == []
+    assert client.get("/streams/orders").status_code == 200
+
+
+def test_stop_with_cancel_abandons_the_batch_in_flight(client: FlaskClient,
+                                                       store: Store) -> None:
+    client.put("/streams/orders", json=DEFINITION)
+    lease = store.locks.acquire("orders")
+    assert lease is not None
+    store.writer.begin(lease)
+
+    stopped = client.post("/streams/orders/stop", json={"cancel": True})
+
+    assert stopped.json["cancelled_version"] == lease.version
+    assert store.reader.batch("orders", lease.version)["status"] == "cancelled"
+    assert store.locks.holder("orders") is None
+    assert not store.locks.extend(lease)
+
+
+def test_data_before_the_first_batch_is_404_with_a_reason(client: FlaskClient) -> None:
+    client.put("/streams/orders", json=DEFINITION)
+
+    response = client.get("/streams/orders/data")
+
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "no_complete_batch"
+
+
+def test_delete_forgets_the_stream(client: FlaskClient) -> None:
+    client.put("/streams/orders", json=DEFINITION)
+
+    assert client.delete("/streams/orders").status_code == 204
+    assert client.get("/streams/orders").status_code == 404
+
+
+def test_load_streams_command_registers_the_demo(runner: Any, client: FlaskClient,
+                                                 monkeypatch: Any) -> None:
+    monkeypatch.setenv("DEMO_PORT", "8001")
+
+    result = runner.invoke(args=["load-streams", "config/streams.yaml"])
+
+    assert "created stream demo" in result.output
+    source = client.get("/streams/demo").json["definition"]["source"]
+    assert source["url"] == "http://127.0.0.1:8001/items?page_size=50"
