@@ -27,6 +27,7 @@ def app(redis: fakeredis.FakeRedis) -> Flask:
     return create_app({"TESTING": True, "REDIS_CLIENT": redis,
                        "CELERY": {"broker_url": "memory://", "task_always_eager": False,
                                   "redbeat_key_prefix": "{redbeat}:",
+                                  "redbeat_redis_url": "redis://127.0.0.1:1/0",
                                   "include": ["tasks.fetch", "app.ingest"]}})
 
 
