@@ -11,6 +11,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from app import create_app
 from app.services import Store
+from tests.upstream_server import upstream, upstream_server  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ class Pager:
             query, body = self._split(request, paginator.keeps_params)
             shown = redact(with_params(request.url, query), self.auth.secret_params)
             try:
-                guard.visit(with_params(request.url, query))
+                guard.visit(with_params(request.url, query), body)
                 answer = self.fetcher.fetch(request.url, query, body)
                 records = self._records(answer.body)
                 guard.check_content(records)

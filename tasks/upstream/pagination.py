@@ -202,11 +202,12 @@ class LoopGuard:
         self.visited: set[str] = set()
         self.previous: str | None = None
 
-    def visit(self, shown_url: str) -> None:
-        """Refuse to fetch a page already fetched in this batch."""
-        if shown_url in self.visited:
+    def visit(self, url: str, body: Any = None) -> None:
+        """Refuse to fetch a page (URL and body) already fetched in this batch."""
+        key = url if body is None else f"{url}\n{orjson.dumps(body).decode()}"
+        if key in self.visited:
             raise UpstreamError("pagination_loop", "the next page is one already fetched")
-        self.visited.add(shown_url)
+        self.visited.add(key)
 
     def check_content(self, records: list[Any]) -> None:
         """Refuse a non-empty page whose records equal the previous page's."""

@@ -43,7 +43,7 @@ class RetryHints:
 def run_with_retries(call: Callable[[], Result], source: Source, hints: RetryHints, *,
                      sleep: Callable[[float], None] = time.sleep) -> Result:
     """Return `call()`, retried per the source's policy; failures carry `attempts`."""
-    backoff = wait_exponential_jitter(initial=source.backoff_initial, max=source.backoff_max,
+    backoff = wait_exponential_jitter(multiplier=source.backoff_initial, max=source.backoff_max,
                                       jitter=source.backoff_initial)
 
     def wait(state: RetryCallState) -> float:

@@ -96,6 +96,7 @@ class Throttle:
         if self.limits is not None:
             until = self.limits.block(self.stream, wait)
             log.info("rate limited stream=%s status=%s until=%s", self.stream, status, until)
-        else:
+        elif retry_after is None:
+            # A Retry-After is waited by the retry itself; only X-RateLimit blocks here.
             self._local_block = time.monotonic() + wait
         return None if retry_after is None else min(retry_after, self.cap)
