@@ -41,3 +41,7 @@ MAX_PAGE_LIMIT = 10_000
 MAX_PAGES = 10_000
 # Upstream guard: largest response body one page may have, in bytes.
 MAX_RESPONSE_BYTES = 50 * 1024 * 1024
+
+# Module prefixes custom middleware may be imported from (CUSTOM_MIDDLEWARE_PREFIXES, a comma
+# list such as "tasks.middleware.examples"); empty: no custom middleware at all.
+CUSTOM_MIDDLEWARE_PREFIXES: tuple[str, ...] = ()

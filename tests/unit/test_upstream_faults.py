@@ -11,12 +11,13 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from app.exceptions import UpstreamError
+from tasks.upstream import Pager
 from tests.upstream_server import ids, pager_for
 
 
-def failure(pager: object) -> UpstreamError:
+def failure(pager: Pager) -> UpstreamError:
     with pytest.raises(UpstreamError) as caught:
-        ids(pager)  # type: ignore[arg-type]
+        ids(pager)
     return caught.value
 
 
