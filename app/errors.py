@@ -8,6 +8,7 @@ answer carries no traceback.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from pydantic import ValidationError
@@ -23,9 +24,16 @@ def error_response(error: ApiError) -> tuple[Response, int]:
     return jsonify(error.to_dict()), error.status
 
 
+def _loc(err: Any) -> tuple[Any, ...]:
+    """Return the error's location; a bad union tag points at the tag field (`.type`)."""
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        return (*err["loc"], str(err.get("ctx", {}).get("discriminator", "")).strip("'"))
+    return tuple(err["loc"])
+
+
 def validation_error(exc: ValidationError, where: str = "body") -> ValidationFailed:
     """Translate a pydantic error into a 422 naming each bad field."""
-    fields = [{"field": ".".join(str(part) for part in err["loc"]) or where,
+    fields = [{"field": ".".join(str(part) for part in _loc(err)) or where,
                "message": err["msg"], "type": err["type"]} for err in exc.errors()]
     first = fields[0]["field"] if fields else where
     return ValidationFailed(f"invalid {where}: {first}: {fields[0]['message']}" if fields

@@ -15,6 +15,7 @@
     │   ├── UnsupportedMediaType  415 unsupported_media_type
     │   └── ValidationFailed      422 validation_failed
     └── UpstreamError             a fetch failed; `kind` is machine-readable
+        └── MiddlewareError       kind "middleware": names the middleware (index, type)
         (kinds: http_status, timeout, connection, invalid_json, records_path,
          pagination_loop, auth, forbidden_host, response_too_large, middleware,
          cancelled, lock_lost)
@@ -124,3 +125,16 @@ class UpstreamError(DataStreamsError):
         fields = {"kind": self.kind, "message": self.message, "status": self.status,
                   "page": self.page, "attempts": self.attempts, "url": self.url}
         return {key: value for key, value in fields.items() if value is not None}
+
+
+class MiddlewareError(UpstreamError):
+    """A middleware raised or refused the batch; the error names it by index and type."""
+
+    def __init__(self, index: int, type_: str, message: str, *,
+                 page: int | None = None) -> None:
+        super().__init__("middleware", f"middleware {index} ({type_}): {message}", page=page)
+        self.index = index
+        self.type = type_
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "middleware": {"index": self.index, "type": self.type}}

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from app import control, validation
 from app.schedule import Schedules
 from app.services import get_store
+from config.middleware import PREFIXES_CONTEXT
 from config.streams import StreamDefinition
 
 bp = Blueprint("streams", __name__, url_prefix="/streams")
@@ -26,7 +27,8 @@ def list_streams() -> Response:
 def put_stream(name: str) -> tuple[Response, int]:
     """Create or replace a stream definition."""
     name = validation.stream_name(name)
-    definition = validation.body(StreamDefinition)
+    prefixes = current_app.config.get("CUSTOM_MIDDLEWARE_PREFIXES", [])
+    definition = validation.body(StreamDefinition, context={PREFIXES_CONTEXT: prefixes})
     validation.source_hosts(definition, current_app.config["ALLOWED_SOURCE_HOSTS"])
     created = get_store().definitions.put(name, definition)
     body = {"stream": name, "created": created, "definition": definition.model_dump(mode="json")}

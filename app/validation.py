@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ValidationError
@@ -23,8 +23,9 @@ def stream_name(name: str) -> str:
     return name
 
 
-def body(model: type[Model], *, optional: bool = False) -> Model:
-    """Parse the JSON body into `model`; an empty optional body gives the defaults."""
+def body(model: type[Model], *, optional: bool = False,
+         context: dict[str, Any] | None = None) -> Model:
+    """Parse the JSON body into `model` (with a validation `context`); empty optional: defaults."""
     if optional and not request.get_data(cache=True):
         return model()
     if not request.is_json:
@@ -33,7 +34,7 @@ def body(model: type[Model], *, optional: bool = False) -> Model:
     if data is None:
         raise BadRequest("the body is not valid JSON")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise validation_error(exc) from None
 

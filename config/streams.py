@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from config import defaults
+from config.middleware import MiddlewareSpec
 from config.source import Source
 
 STREAM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -50,6 +51,13 @@ class StreamDefinition(BaseModel):
                     "default: the order of the upstream.")
     description: str = Field(default="", max_length=1000)
     publish_gate: PublishGate = Field(default_factory=PublishGate)
+    middleware: list[MiddlewareSpec] = Field(
+        default_factory=list, max_length=50,
+        description="Ordered record transforms the worker applies to every page "
+                    "(docs/middleware.md).")
+    on_schema_drift: Literal["ignore", "quarantine"] = Field(
+        default="ignore",
+        description="Quarantine a batch whose schema differs from the published one.")
 
 
 def valid_stream_name(name: str) -> bool:

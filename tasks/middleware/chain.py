@@ -1,41 +1,99 @@
-"""The middleware chain: records in, records out, with the batch context at hand."""
+"""The middleware chain of one batch: every step applied to every page, in order.
+
+The chain guards each step: a step that raises (or returns something other than a list)
+fails the batch with a `MiddlewareError` naming the step's index and type. Its counts
+are `stats()`, which the worker sends with the batch totals into the batch metadata.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+
+from app.exceptions import MiddlewareError
 from config.streams import StreamDefinition
+from tasks.middleware.base import BatchContext, Middleware, Record
+from tasks.middleware.cast import Cast
+from tasks.middleware.custom import build_custom
+from tasks.middleware.fields import AddFields, Drop, Flatten, Rename, Select
+from tasks.middleware.filtering import Filter
+from tasks.middleware.quality import Dedupe, Validate
 
-
-@dataclass(frozen=True)
-class BatchContext:
-    """What a middleware may know about the batch and page it is working on."""
-
-    stream: str
-    version: int
-    fetched_at: str
-    page: int = 0
-    source_url: str = ""
+BUILTINS: dict[str, Callable[[Any, str], Middleware]] = {
+    "select": Select, "drop": Drop, "rename": Rename, "add_fields": AddFields,
+    "filter": Filter, "flatten": Flatten, "cast": Cast, "dedupe": Dedupe,
+    "validate": Validate}
 
 
 class Chain:
     """An ordered list of middleware applied to every page of one batch."""
 
-    def __init__(self, steps: list[Any] | None = None) -> None:
+    def __init__(self, steps: list[Middleware] | None = None) -> None:
         self.steps = steps or []
 
-    def apply(self, records: list[Any], context: BatchContext) -> list[Any]:
+    def apply(self, records: list[Record], context: BatchContext) -> list[Record]:
         """Return the page's records after every step."""
-        for step in self.steps:
-            records = step(records, context)
+        for index, step in enumerate(self.steps):
+            records = self._run(index, step, step.apply, records, context)
         return records
 
+    def finish(self, context: BatchContext) -> list[Record]:
+        """Return the records steps held back, passed through the steps after them."""
+        records: list[Record] = []
+        for index, step in enumerate(self.steps):
+            if records:
+                records = self._run(index, step, step.apply, records, context)
+            held = self._call(index, step, partial(step.finish, context), context)
+            step.tally.records_out += len(held)
+            records = records + held
+        return records
+
+    def _run(self, index: int, step: Middleware,
+             method: Callable[[list[Record], BatchContext], list[Record]],
+             records: list[Record], context: BatchContext) -> list[Record]:
+        step.tally.records_in += len(records)
+        result = self._call(index, step, lambda: method(records, context), context)
+        step.tally.records_out += len(result)
+        return result
+
+    def _call(self, index: int, step: Middleware, call: Callable[[], Any],
+              context: BatchContext) -> list[Record]:
+        try:
+            result = call()
+        except (MiddlewareError, SoftTimeLimitExceeded):
+            raise
+        except Exception as exc:
+            raise MiddlewareError(index, step.type, f"{type(exc).__name__}: {exc}",
+                                  page=context.page) from exc
+        if not isinstance(result, list):
+            raise MiddlewareError(index, step.type, f"returned {type(result).__name__}, "
+                                  "not a list of records", page=context.page)
+        return result
+
     def stats(self) -> dict[str, Any]:
-        """Return per-step counts for the batch metadata."""
-        return {}
+        """Return per-step counts and totals for the batch metadata."""
+        steps = [{"index": index, "type": step.type, **step.tally.as_dict()}
+                 for index, step in enumerate(self.steps)]
+        totals = {name: sum(step[name] for step in steps)
+                  for name in ("dropped", "failed", "quarantined")}
+        return {**totals, "steps": steps}
 
 
-def build_chain(definition: StreamDefinition) -> Chain:
-    """Build the chain declared by a stream definition."""
-    return Chain()
+def build_step(index: int, spec: Any, key_path: str, prefixes: Sequence[str]) -> Middleware:
+    """Build the middleware of one spec; a spec that cannot be built fails the batch."""
+    try:
+        if spec.type == "custom":
+            return build_custom(spec, key_path, tuple(prefixes))
+        return BUILTINS[spec.type](spec, key_path)
+    except Exception as exc:
+        raise MiddlewareError(index, spec.type, f"cannot be built: {exc}") from exc
+
+
+def build_chain(definition: StreamDefinition, *, custom_prefixes: Sequence[str] = ()
+                ) -> Chain:
+    """Build the chain declared by a stream definition (once per batch)."""
+    return Chain([build_step(index, spec, definition.key, custom_prefixes)
+                  for index, spec in enumerate(definition.middleware)])
