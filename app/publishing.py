@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app import drift
 from app.services import Store
 from config.streams import StreamDefinition
 
@@ -60,8 +61,8 @@ def too_many_dropped(candidate: Candidate) -> str | None:
     return None
 
 
-PREPARERS: list[Preparer] = []
-GATES: list[Gate] = [empty_batch, too_many_dropped]
+PREPARERS: list[Preparer] = [drift.schema_drift]
+GATES: list[Gate] = [empty_batch, too_many_dropped, drift.drifted, drift.invalid_records]
 
 
 def _whole(batch: dict[str, Any]) -> bool:

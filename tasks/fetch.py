@@ -18,6 +18,7 @@ from flask import current_app
 
 from app.exceptions import UpstreamError
 from app.protocol import Outbox
+from app.schema_infer import SchemaBuilder
 from app.services import Store, get_store
 from app.store.batches import now_iso
 from app.store.locks import BatchLease
@@ -61,7 +62,9 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
                   key_prefix=current_app.config["KEY_PREFIX"])
     context = BatchContext(stream=lease.stream, version=lease.version, fetched_at=now_iso(),
                            source_url=definition.source.url)
-    chain = build_chain(definition)
+    chain = build_chain(definition,
+                        custom_prefixes=current_app.config["CUSTOM_MIDDLEWARE_PREFIXES"])
+    schema = SchemaBuilder()
     pages = records = 0
     for page in pager:
         if not store.locks.extend(lease):
@@ -69,17 +72,28 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
                                 page=page.number)
         kept = chain.apply(page.records, BatchContext(**{**context.__dict__,
                                                          "page": page.number}))
-        outbox.page(page.number, to_entries(kept, page.number, definition.order_by))
+        records += _send(outbox, definition, schema, page.number, kept)
         pages += 1
-        records += len(kept)
+    held = chain.finish(BatchContext(**{**context.__dict__, "page": pages + 1}))
+    if held:  # records a middleware held back (dedupe keeping the last) go as a last page
+        records += _send(outbox, definition, schema, pages + 1, held)
+        pages += 1
     info = {"stop_reason": pager.stop_reason or "no_next",
             "fetch_seconds": round(time.monotonic() - started, 3),
-            "middleware": chain.stats()}
+            "middleware": chain.stats(), "schema": schema.result()}
     outbox.complete(pages, records, info)
     log.info("batch fetched stream=%s version=%s pages=%s records=%s stop=%s",
              lease.stream, lease.version, pages, records, info["stop_reason"])
     return {"stream": lease.stream, "version": lease.version, "pages": pages,
             "records": records}
+
+
+def _send(outbox: Outbox, definition: StreamDefinition, schema: SchemaBuilder, number: int,
+          kept: list[Any]) -> int:
+    """Send one page of records after the middleware; return how many were sent."""
+    schema.add(kept)
+    outbox.page(number, to_entries(kept, number, definition.order_by))
+    return len(kept)
 
 
 def _failed(outbox: Outbox, lease: BatchLease, exc: UpstreamError) -> dict[str, Any]:

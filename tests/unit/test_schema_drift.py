@@ -1,0 +1,133 @@
+"""Schema inference, drift across published batches, quarantine on drift, GET /schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import ingest, schema_infer
+from app.services import Store
+from config.streams import StreamDefinition
+from tasks.middleware import BatchContext, build_chain
+from tasks.records import to_entries
+
+
+def test_infer_reports_types_and_nullability_of_nested_fields() -> None:
+    schema = schema_infer.infer([{"id": 1, "price": 2.5, "tags": [], "shop": {"name": "A"}},
+                                 {"id": 2, "price": "3", "shop": {"name": None}}])
+
+    assert schema == {"records": 2, "fields": {
+        "id": {"types": ["integer"], "nullable": False},
+        "price": {"types": ["number", "string"], "nullable": False},
+        "shop": {"types": ["object"], "nullable": False},
+        "shop.name": {"types": ["string"], "nullable": True},
+        "tags": {"types": ["array"], "nullable": True}}}
+
+
+def test_diff_lists_added_removed_and_changed_fields() -> None:
+    before = schema_infer.infer([{"id": 1, "price": 2.5, "old": True}])
+    after = schema_infer.infer([{"id": "1", "price": 2.5, "new": "x"}])
+
+    drift = schema_infer.diff(before, after)
+
+    assert drift["added"] == ["new"] and drift["removed"] == ["old"]
+    assert drift["changed"] == {"id": {"before": {"types": ["integer"], "nullable": False},
+                                       "after": {"types": ["string"], "nullable": False}}}
+    assert schema_infer.describe(drift) == "added new; removed old; changed id"
+    assert not schema_infer.has_drift(schema_infer.diff(after, after))
+
+
+def define(store: Store, **fields: Any) -> None:
+    store.definitions.put("s", StreamDefinition.model_validate(
+        {"source": {"url": "http://127.0.0.1:1/x"}, **fields}))
+
+
+def deliver(app: Flask, store: Store, records: list[Any]) -> int:
+    """Run one batch through the worker's chain and the ingest consumer; return its version."""
+    definition = store.definitions.get("s")
+    assert definition is not None
+    lease = store.locks.acquire("s")
+    assert lease is not None
+    chain = build_chain(definition)
+    kept = chain.apply(records, BatchContext("s", lease.version, "2026-01-01T00:00:00Z", 1))
+    info = {"stop_reason": "no_next", "middleware": chain.stats(),
+            "schema": schema_infer.infer(kept)}
+    with app.app_context():
+        ingest.begin("s", lease.version, lease.token)
+        ingest.page("s", lease.version, lease.token, 1,
+                    [list(entry) for entry in to_entries(kept, 1, None)])
+        ingest.complete("s", lease.version, lease.token, 1, len(kept), info)
+    return lease.version
+
+
+def test_drift_against_the_published_batch_is_stored_and_served(
+        app: Flask, store: Store, client: FlaskClient) -> None:
+    define(store)
+    first = deliver(app, store, [{"id": 1, "price": 2.5, "old": 1}])
+    second = deliver(app, store, [{"id": 2, "price": "2.5", "new": 1}])
+
+    batches = {batch["version"]: batch for batch in
+               client.get("/streams/s/batches").get_json()["batches"]}
+    assert batches[second]["status"] == "complete"
+    assert "schema_drift" not in batches[first]
+    drift = batches[second]["schema_drift"]
+    assert (drift["added"], drift["removed"], list(drift["changed"])) == (
+        ["new"], ["old"], ["price"])
+    served = client.get("/streams/s/schema").get_json()
+    assert served["version"] == second and served["drift"] == drift
+    assert served["schema"]["fields"]["price"]["types"] == ["string"]
+    assert client.get(f"/streams/s/schema?version={first}").get_json()["schema"][
+        "fields"]["price"]["types"] == ["number"]
+
+
+def test_quarantine_on_drift_keeps_the_published_batch(app: Flask, store: Store,
+                                                       client: FlaskClient) -> None:
+    define(store, on_schema_drift="quarantine")
+    first = deliver(app, store, [{"id": 1, "price": 2.5}])
+    same = deliver(app, store, [{"id": 2, "price": 3.0}])
+    drifting = deliver(app, store, [{"id": 3, "price": "3.0"}])
+
+    assert store.reader.current_version("s") == same != first
+    batch = store.reader.batch("s", drifting)
+    assert batch["status"] == "quarantined"
+    assert batch["quarantine_reason"] == "schema_drift: changed price"
+    assert client.get("/streams/s/schema").get_json()["version"] == same
+
+
+def test_counts_and_samples_reach_the_batch_metadata(app: Flask, store: Store,
+                                                     client: FlaskClient) -> None:
+    define(store, middleware=[{"type": "cast", "fields": {"price": "float"}}])
+    version = deliver(app, store, [{"id": 1, "price": "1"}, {"id": 2, "price": "x"}])
+
+    batch = client.get(f"/streams/s/batches/{version}").get_json()["batch"]
+
+    assert batch["status"] == "complete" and batch["records"] == 1
+    step = batch["middleware"]["steps"][0]
+    assert (step["type"], step["dropped"], step["samples"][0]["key"]) == ("cast", 1, 2)
+
+
+def test_quarantined_records_hold_the_batch_for_review(app: Flask, store: Store) -> None:
+    define(store, middleware=[{"type": "validate", "on_invalid": "quarantine",
+                               "schema": {"type": "object", "required": ["id"]}}])
+    version = deliver(app, store, [{"id": 1}, {"name": "no id"}])
+
+    batch = store.reader.batch("s", version)
+
+    assert batch["status"] == "quarantined"
+    assert batch["quarantine_reason"] == (
+        "invalid_records: 1 records set aside by middleware 0 (validate)")
+
+
+@pytest.mark.parametrize("records", [[], [{"id": 1}]])
+def test_no_schema_yet_is_a_404_or_a_schema(app: Flask, store: Store, client: FlaskClient,
+                                            records: list[Any]) -> None:
+    define(store, publish_gate={"allow_empty": True})
+    assert client.get("/streams/s/schema").status_code == 404
+    deliver(app, store, records)
+
+    answer = client.get("/streams/s/schema").get_json()
+
+    assert answer["schema"]["records"] == len(records) and answer["drift"] is None
