@@ -25,6 +25,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
 
     from app import batches, celery_app, cli, data, errors, schema, services, streams, ui
+    from app import changes, openapi
 
     services.init_app(app)
     celery_app.celery_init_app(app)
@@ -33,6 +34,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(streams.bp)
     app.register_blueprint(data.bp)
     app.register_blueprint(batches.bp)
+    app.register_blueprint(changes.bp)
+    openapi.init_app(app)
     app.register_blueprint(schema.bp)
     app.register_blueprint(ui.bp)
     return app

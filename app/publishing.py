@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app import drift
+from app import changes, drift
 from app.services import Store
 from config.streams import StreamDefinition
 
@@ -61,7 +61,7 @@ def too_many_dropped(candidate: Candidate) -> str | None:
     return None
 
 
-PREPARERS: list[Preparer] = [drift.schema_drift]
+PREPARERS: list[Preparer] = [drift.schema_drift, changes.change_set]
 GATES: list[Gate] = [empty_batch, too_many_dropped, drift.drifted, drift.invalid_records]
 
 
@@ -96,6 +96,7 @@ def settle(store: Store, stream: str, version: int) -> str:
         verdict = store.writer.quarantine(stream, version, "; ".join(reasons), extra)
     else:
         verdict = store.writer.try_publish(stream, version, extra)
+    changes.keep(found)
     log.info("batch settled stream=%s version=%s verdict=%s%s", stream, version, verdict,
              f" reason={reasons[0]}" if reasons else "")
     return verdict

@@ -61,3 +61,12 @@ def query_int(name: str, default: int | None, *, low: int, high: int) -> int | N
         raise BadRequest(f"{name} must be between {low} and {high}",
                          details={"field": name, "min": low, "max": high})
     return value
+
+
+def query(model: type[Model]) -> Model:
+    """Parse the query string into `model`; a bad parameter is a 400 naming it."""
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        failed = validation_error(exc, "query")
+        raise BadRequest(failed.message, details=failed.details) from None

@@ -115,9 +115,13 @@ class BatchWriter:
 
     def discard(self, stream: str, version: int) -> str:
         """Discard a quarantined batch; its records expire after the grace period."""
-        return self.finish(stream, version, "discarded",
-                           {"kind": "discarded", "message": "discarded by hand"},
-                           required="quarantined")
+        status = self.finish(stream, version, "discarded",
+                             {"kind": "discarded", "message": "discarded by hand"},
+                             required="quarantined")
+        if status == "discarded":
+            keys = StreamKeys(self.prefix, stream)
+            self._expire_once([keys.digests(version), keys.changes(version)])
+        return status
 
     def _commit(self, stream: str, version: int, mode: str, reason: str,
                 extra: dict[str, str] | None) -> str:
@@ -153,11 +157,14 @@ class BatchWriter:
             statuses = pipe.execute()
         complete = [v for v, status in zip(older, statuses, strict=True) if status == "complete"]
         doomed = [keys.records(v) for v in complete[self.retention.keep_versions - 1:]]
+        # Only the current version's digests are read (to diff the next batch).
+        doomed += [keys.digests(v) for v in complete]
         # A quarantined batch older than the published one can never be published now.
-        doomed += [keys.records(v) for v, status in zip(older, statuses, strict=True)
-                   if status == "quarantined"]
+        doomed += [name for v, status in zip(older, statuses, strict=True)
+                   if status == "quarantined"
+                   for name in (keys.records(v), keys.digests(v), keys.changes(v))]
         trimmed = older[self.retention.history_length - 1:]
-        doomed += [keys.batch(v) for v in trimmed]
+        doomed += [name for v in trimmed for name in (keys.batch(v), keys.changes(v))]
         self._expire_once(doomed)
         if trimmed:
             self.connection.zrem(keys.batches, *trimmed)

@@ -13,6 +13,8 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:{s}:b:<v>            hash    batch metadata: status, counts, times, error (JSON)
     P:{s}:b:<v>:rec        zset    the batch's records: member canonical JSON, score order
     P:{s}:b:<v>:pages      hash    page number -> records received (idempotent page receipt)
+    P:{s}:b:<v>:dig        hash    record key -> content digest of version v (`changes`)
+    P:{s}:b:<v>:chg        zset    v's change set against the version it replaced (`changes`)
     P:{s}:rl:next          string  epoch ms of the next free slot of the shared request budget
     P:{s}:rl:until         string  epoch ms until which fetches wait (budget, 429, X-RateLimit)
     P:{s}:oauth            string  cached OAuth2 access token, encrypted; PX = its lifetime
@@ -72,6 +74,12 @@ class StreamKeys:
 
     def pages(self, version: int) -> str:
         return f"{self._base}:b:{version}:pages"
+
+    def digests(self, version: int) -> str:
+        return f"{self._base}:b:{version}:dig"
+
+    def changes(self, version: int) -> str:
+        return f"{self._base}:b:{version}:chg"
 
     @property
     def rate_next(self) -> str:

@@ -1,0 +1,103 @@
+"""The OpenAPI 3 document (/openapi.json) and its interactive docs (/docs), by spectree.
+
+Every route of the app is in the document, decorated or not (spectree's "normal" mode),
+so a new endpoint appears without ceremony. `document(query=..., json=..., ok=...)` adds
+the pydantic models of its query, body and answer: the same models the view validates
+with `validation.query` / `validation.body`, so the document cannot drift from the checks.
+spectree only documents here (its runtime validation is off): our validation answers
+errors in the one error shape, and streamed answers are never buffered to be checked.
+Every operation also lists the error answers of `ERROR_STATUSES` with `ErrorBody`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from pydantic import BaseModel, Field
+from spectree import Response as Answers
+from spectree import SpecTree
+from spectree.plugins.flask_plugin import FlaskPlugin
+
+ERROR_STATUSES = (400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500)
+
+
+class ErrorDetail(BaseModel):
+    """The error of every non-2xx answer."""
+
+    code: str = Field(description="Stable machine-readable code, e.g. stream_not_found.")
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: {"error": {"code", "message", "details"}}."""
+
+    error: ErrorDetail
+
+
+class _DocumentOnly(FlaskPlugin):
+    """spectree's Flask plugin with runtime validation off: the view validates."""
+
+    def validate(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # args: query, json, form, headers, cookies, resp, before, after, status, skip, force
+        return func(*args[11:], **kwargs)
+
+
+spec = SpecTree("flask", backend=_DocumentOnly, title="data-streams API", version="1",
+                annotations=False, path="docs", mode="normal",
+                validation_error_model=ErrorBody,
+                description="A fresh, versioned copy of an external HTTP/JSON API: streams, "
+                            "their data, change feed and batch history.")
+
+
+def document(*, query: type[BaseModel] | None = None, json: type[BaseModel] | None = None,
+             ok: type[BaseModel] | None = None, status: int = 200,
+             tags: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Describe a view in the OpenAPI document: its query, body and answer models."""
+    answers = Answers(**{f"HTTP_{status}": ok})
+    return spec.validate(query=query, json=json, resp=answers, tags=tags,
+                         validation_error_status=422)
+
+
+def _with_errors(document_: dict[str, Any]) -> dict[str, Any]:
+    """Give every operation the shared error answers (and undecorated ones a 200)."""
+    error_ref = {"$ref": "#/components/schemas/" + spec.naming_strategy(ErrorBody)}
+    spec.models.setdefault(spec.naming_strategy(ErrorBody), ErrorBody.model_json_schema(
+        ref_template="#/components/schemas/{model}"))
+    for operations in document_["paths"].values():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            if not any(code.startswith("2") for code in answers):
+                answers["200"] = {"description": "OK"}
+            for status in ERROR_STATUSES:
+                answers.setdefault(str(status), {
+                    "description": "Error", "content": {"application/json": {
+                        "schema": error_ref}}})
+    return document_
+
+
+bp = Blueprint("openapi", __name__)
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    """Return the OpenAPI 3 document of this API."""
+    cached = current_app.extensions.get("openapi")
+    if cached is None:
+        cached = current_app.extensions["openapi"] = _with_errors(spec._generate_spec())
+    return jsonify(cached)
+
+
+@bp.get("/docs")
+def docs_page() -> Response:
+    """Return the interactive docs (Swagger UI) of the OpenAPI document."""
+    page = spec.config.page_templates["swagger"].format(
+        spec_url="/openapi.json", spec_path="docs", **spec.config.swagger_oauth2_config())
+    return Response(page, mimetype="text/html")
+
+
+def init_app(app: Flask) -> None:
+    """Serve the document and the docs."""
+    app.register_blueprint(bp)
