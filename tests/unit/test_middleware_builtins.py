@@ -28,7 +28,7 @@ def run(chain: Chain, *pages: list[Any]) -> list[Any]:
     return out + chain.finish(CONTEXT)
 
 
-ORDERS = [
+ORDERS: list[dict[str, Any]] = [
     {"id": 1, "status": "paid", "total": "12.50", "customer": {"name": "Ada",
                                                                 "address": {"city": "Oslo"}}},
     {"id": 2, "status": "open", "total": 8, "customer": {"name": "Bo"}},
@@ -176,7 +176,7 @@ SCHEMA = {"type": "object", "required": ["id", "total"],
 def test_validate_drops_invalid_records_with_reasons() -> None:
     chain = chain_of({"type": "validate", "schema": SCHEMA})
 
-    out = run(chain, ORDERS + ["not an object"])
+    out = run(chain, [*ORDERS, "not an object"])
 
     assert [record["id"] for record in out] == [2]
     reasons = [sample["reason"] for sample in chain.stats()["steps"][0]["samples"]]
