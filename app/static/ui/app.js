@@ -43,7 +43,7 @@
     if (seconds === null || seconds === undefined || isNaN(seconds)) return "—";
     var s = Math.max(0, seconds);
     if (s < 1) return Math.round(s * 1000) + " ms";
-    if (s < 60) return (s < 10 ? s.toFixed(1) : Math.round(s)) + " s";
+    if (s < 60) return (s < 10 && s % 1 ? s.toFixed(1) : Math.round(s)) + " s";
     if (s < 3600) return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
     if (s < 86400) return Math.floor(s / 3600) + " h " + Math.round((s % 3600) / 60) + " min";
     return Math.floor(s / 86400) + " d " + Math.round((s % 86400) / 3600) + " h";
@@ -68,23 +68,32 @@
     return '<span class="badge s-' + esc(status) + '">' + esc(status) + "</span>";
   }
 
+  function drift(value) {
+    if (!value || typeof value !== "object") return "";
+    var parts = ["added", "removed"].filter(function (k) { return value[k] && value[k].length; })
+      .map(function (k) { return k + " " + value[k].join(", "); });
+    var changed = Object.keys(value.changed || {});
+    if (changed.length) parts.push("changed " + changed.join(", "));
+    return parts.length ? "schema drift: " + parts.join("; ") : "";
+  }
+
+  function note(text, cls) {
+    return text ? '<span class="' + cls + '" title="' + esc(text) + '">' + esc(text) + "</span>" : "";
+  }
+
   function problem(batch) {
     if (!batch) return "";
-    var parts = [];
-    if (batch.error) parts.push((batch.error.kind ? batch.error.kind + ": " : "") +
-                                (batch.error.message || ""));
-    if (batch.quarantine_reason) parts.push("quarantined: " + batch.quarantine_reason);
-    Object.keys(batch).forEach(function (key) {
-      if (/drift|schema/i.test(key) && batch[key]) parts.push(key.replace(/_/g, " ") + ": " +
-        (typeof batch[key] === "object" ? JSON.stringify(batch[key]) : batch[key]));
-    });
-    var text = parts.join(" · ");
-    return text ? '<span class="err" title="' + esc(text) + '">' + esc(text) + "</span>" : "";
+    var error = batch.error ? (batch.error.kind ? batch.error.kind + ": " : "") +
+      (batch.error.message || "") : "";
+    return note(error, "err") +
+      note(batch.quarantine_reason ? "quarantined: " + batch.quarantine_reason : "", "warn-note") +
+      note(drift(batch.schema_drift), "warn-note");
   }
 
   function changes(batch) {
     var c = batch.changes && typeof batch.changes === "object" ? batch.changes : batch;
     if (c.added === undefined && c.updated === undefined && c.removed === undefined) return "—";
+    if (!c.added && !c.updated && !c.removed) return '<span class="muted">no change</span>';
     return '<span class="add">+' + num(c.added || 0) + '</span> <span class="upd">~' +
       num(c.updated || 0) + '</span> <span class="rem">−' + num(c.removed || 0) + "</span>";
   }
@@ -198,10 +207,15 @@
       " pages · " + num(p.records_received) + " records</div>" : "";
   }
 
+  function nextRun(iso) {
+    var seconds = (ms(iso) - now()) / 1000;
+    return seconds < 1 ? "due now" : "next in " + span(seconds);
+  }
+
   function streamRow(line, staleIntervals) {
     var f = freshness(line, staleIntervals), last = line.last_batch;
     var next = line.state === "running" && ms(line.next_run_at) !== null
-      ? '<div class="muted">next in ' + span((ms(line.next_run_at) - now()) / 1000) + "</div>" : "";
+      ? '<div class="muted">' + nextRun(line.next_run_at) + "</div>" : "";
     return '<tr data-testid="stream-row" data-stream="' + esc(line.stream) + '" class="' +
       (f.stale ? "is-stale" : "") + '">' +
       '<td data-label="Stream"><a class="name" href="#/streams/' + esc(line.stream) + '">' +
@@ -249,7 +263,7 @@
       'class="sw s-quarantined"></i>quarantined ▲</span></div>' +
       '<section class="card"><h2>Batches <small class="muted">last 50, newest first</small></h2>' +
       '<table class="grid batches"><thead><tr><th>Version</th><th>Status</th><th>Records</th>' +
-      "<th>Changes</th><th>Duration</th><th>Started</th><th>Error</th></tr></thead>" +
+      "<th>Changes</th><th>Duration</th><th>Started</th><th>Error or reason</th></tr></thead>" +
       '<tbody id="batch-rows"></tbody></table></section>' +
       '<section class="card"><h2>Data</h2><button class="ghost" data-action="preview" data-stream="' +
       esc(name) + '">Show the first 10 records</button><pre class="code" id="preview" hidden></pre></section>' +
@@ -268,9 +282,9 @@
     return '<tr data-testid="batch-row" data-version="' + esc(b.version) + '" data-status="' + esc(b.status) + '">' +
       '<td data-label="Version">v' + esc(b.version) + '</td><td data-label="Status">' + badge(b.status) +
       '</td><td data-label="Records" class="num">' + recs + (b.pages_received ? ' <span class="muted">(' +
-      num(b.pages_received) + " pages)</span>" : "") + '</td><td data-label="Changes">' + changes(b) +
+      num(b.pages_received) + (b.pages_received === 1 ? " page)" : " pages)") + "</span>" : "") + '</td><td data-label="Changes">' + changes(b) +
       '</td><td data-label="Duration" class="num">' + span(duration(b)) + '</td><td data-label="Started">' +
-      esc(clock(b.started_at)) + '</td><td data-label="Error">' + (problem(b) || "") + "</td></tr>";
+      esc(clock(b.started_at)) + '</td><td data-label="Error or reason">' + (problem(b) || "") + "</td></tr>";
   }
 
   async function updateStream(name) {
@@ -289,7 +303,8 @@
     $("facts").innerHTML = fact("Interval", span(line.interval_seconds || info.interval_seconds)) +
       fact("Current version", info.current_version ? "v" + esc(info.current_version) : "—") +
       fact("Freshness", esc(f.text) + (f.stale ? " · stale" : ""), f.stale ? "stale" : "") +
-      fact("Next run", info.state === "running" ? esc(clock(info.next_run_at)) : "stopped") +
+      fact("Next run", info.state === "running" && info.next_run_at ? nextRun(info.next_run_at)
+           : info.state) +
       fact("In progress", p ? "v" + esc(p.version) + " · " + num(p.pages_received) + " pages · " +
            num(p.records_received) + " records" : "idle");
     drawCharts(batches);

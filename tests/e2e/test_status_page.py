@@ -1,0 +1,139 @@
+"""The status page in a real browser against the real system (web, ingest, worker, beat).
+
+Headless Chromium loads the page, starts a stream with its button, watches batches appear
+in the table and the charts (a quarantined one marked), stops it, and saves screenshots
+under test-output/e2e/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from devtools.system import System
+from tests.e2e.conftest import OUTPUT
+from tests.support.upstream import Upstream
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+STREAM = "orders-e2e"
+BROKEN = "invoices-e2e"
+SECRET_HEADER_VALUE = "plain-key-value-e2e"
+BATCH_STATUSES = ("return [...document.querySelectorAll('tr[data-testid=batch-row]')]"
+                  ".map(row => row.dataset.status)")
+BARS = ("return [...document.querySelectorAll('svg[data-chart=' + arguments[0] + '] rect.bar')]"
+        ".map(bar => bar.dataset.status)")
+
+
+def define(system: System, name: str, url: str, **fields: Any) -> None:
+    body = {"source": {"url": url, "records_path": "data",
+                       "pagination": {"type": "next_url", "next_url_path": "next"},
+                       **fields.pop("source", {})}, "key": "id", **fields}
+    response = requests.put(system.api(f"/streams/{name}"), json=body, timeout=10)
+    assert response.status_code in (200, 201), response.text
+
+
+def records(count: int, start: int = 0, **extra: Any) -> list[dict[str, Any]]:
+    return [{"id": i, "total": i * 3, **extra} for i in range(start, start + count)]
+
+
+def script(browser: Any, code: str, *args: Any) -> Any:
+    return browser.execute_script(code, *args)
+
+
+def click(browser: Any, css: str) -> None:
+    """Click the element once it is there (the page re-renders parts of itself)."""
+    def probe() -> bool:
+        return bool(script(browser, "const el = document.querySelector(arguments[0]);"
+                                    "if (el && !el.disabled) { el.click(); return true; }"
+                                    "return false;", css))
+    wait_for(probe, timeout=20, what=f"a clickable {css}")
+
+
+def text_of(browser: Any, css: str) -> str:
+    return str(script(browser, "const el = document.querySelector(arguments[0]);"
+                               "return el ? el.textContent : '';", css))
+
+
+def screenshot(browser: Any, name: str, width: int) -> Path:
+    """Save a full-page screenshot at `width` CSS pixels."""
+    browser.set_window_size(width, 900)
+    height = int(script(browser, "return document.documentElement.scrollHeight"))
+    browser.set_window_size(width, min(max(height + 120, 600), 4000))
+    wait_for(lambda: script(browser, "return document.querySelector('#refresh.live') !== null"),
+             timeout=10, what="a refresh after resizing")
+    path = OUTPUT / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(path)), f"no screenshot written to {path}"
+    return path
+
+
+def test_start_watch_and_stop_a_stream_from_the_page(browser: Any, system: System,
+                                                     upstream: Upstream) -> None:
+    upstream.feed(STREAM, records(40), page_size=10, delay=0.05)
+    define(system, STREAM, upstream.url(STREAM), interval_seconds=2,
+           description="Orders of the demo shop",
+           source={"headers": {"X-Api-Key": SECRET_HEADER_VALUE}})
+    upstream.feed(BROKEN, records(5))
+    define(system, BROKEN, upstream.url(BROKEN), interval_seconds=30,
+           source={"auth": {"type": "bearer", "token_env": "INVOICES_TOKEN_E2E"}})
+    requests.post(system.api(f"/streams/{BROKEN}/start"), timeout=10).raise_for_status()
+
+    browser.set_window_size(1280, 900)
+    browser.get(system.api("/"))
+    row = f'tr[data-stream="{STREAM}"]'
+    click(browser, f'{row} button[data-action="start"]')
+    wait_for(lambda: "running" in text_of(browser, f"{row} .badge"), timeout=20,
+             what="the row to show the stream running")
+    wait_for(lambda: "failed" in text_of(browser, f'tr[data-stream="{BROKEN}"]'),
+             timeout=40, what="the broken stream's failure in the overview")
+
+    click(browser, f'{row} a.name')
+    wait_for(lambda: script(browser, BATCH_STATUSES).count("complete") >= 3, timeout=60,
+             what="three complete batches in the table")
+    wait_for(lambda: script(browser, BARS, "records").count("complete") >= 3, timeout=10,
+             what="three complete bars in the records chart")
+    assert script(browser, BARS, "duration").count("complete") >= 3
+
+    upstream.feed(STREAM, [])
+    wait_for(lambda: "quarantined" in script(browser, BATCH_STATUSES), timeout=60,
+             what="an empty batch quarantined")
+    wait_for(lambda: script(browser, "return document.querySelectorAll("
+                                     "'svg[data-chart=records] .m-quarantined').length"),
+             timeout=10, what="the quarantined batch marked in the chart")
+    upstream.feed(STREAM, records(55, start=10, currency="EUR"), page_size=10, delay=0.05)
+    wait_for(lambda: script(browser, BATCH_STATUSES)[0] == "complete", timeout=60,
+             what="a complete batch after the quarantined one")
+
+    click(browser, '#stream-links button[data-action="stop"]')
+    wait_for(lambda: "stopped" in text_of(browser, "#stream-title"), timeout=20,
+             what="the page to show the stream stopped")
+    assert requests.get(system.api(f"/streams/{STREAM}"), timeout=10).json()["state"] == "stopped"
+
+    definition = text_of(browser, "#definition")
+    assert "X-Api-Key" in definition and "hidden" in definition
+    assert SECRET_HEADER_VALUE not in browser.page_source
+    shot = screenshot(browser, "stream-page.png", 1280)
+    assert shot.stat().st_size > 10_000
+
+    browser.get(system.api(f"/#/streams/{BROKEN}"))
+    browser.refresh()
+    wait_for(lambda: script(browser, "return document.querySelectorAll("
+                                     "'svg[data-chart=records] .m-failed').length"),
+             timeout=20, what="the failed batch marked in the chart")
+    assert "INVOICES_TOKEN_E2E" not in text_of(browser, "#definition")
+
+    browser.get(system.api("/"))
+    wait_for(lambda: text_of(browser, f'tr[data-stream="{STREAM}"]'), timeout=20,
+             what="the overview")
+    screenshot(browser, "overview.png", 1280)
+    screenshot(browser, "overview-narrow.png", 390)
+    browser.get(system.api(f"/#/streams/{STREAM}"))
+    browser.refresh()
+    wait_for(lambda: script(browser, BARS, "records"), timeout=20, what="the charts")
+    screenshot(browser, "stream-page-narrow.png", 390)
+    requests.post(system.api(f"/streams/{BROKEN}/stop"), timeout=10).raise_for_status()
