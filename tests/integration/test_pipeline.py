@@ -115,3 +115,25 @@ def test_start_and_stop_are_idempotent(api: Api, upstream: Upstream, name: str) 
     assert second_stop["was_running"] is False and second_stop["state"] == "stopped"
     entries = list(api.system.redis.scan_iter("{redbeat}:stream:*"))
     assert entries == []
+
+
+def test_middleware_and_order_by_shape_what_is_stored(api: Api, upstream: Upstream,
+                                                      name: str) -> None:
+    records = [{"id": i, "at": f"2024-01-{31 - i:02d}T00:00:00Z", "secret": "x",
+                "nested": {"k": i}} for i in range(1, 21)]
+    upstream.feed(name, records, page_size=6)
+    api.define(name, upstream.url(name), order_by="at", middleware=[
+        {"type": "filter", "condition": {"field": "id", "op": "le", "value": 10}},
+        {"type": "drop", "fields": ["secret"]},
+        {"type": "flatten", "max_depth": 1},
+        {"type": "add_fields", "context": ["_batch_version"]}])
+
+    api.start(name)
+    version = wait_for(lambda: api.current_version(name), what="first batch")
+
+    _, stored = api.read_all(name)
+    assert [r["id"] for r in stored] == list(range(10, 0, -1))
+    assert stored[0] == {"id": 10, "at": "2024-01-21T00:00:00Z", "nested__k": 10,
+                         "_batch_version": version}
+    steps = api.batches(name)[0]["middleware"]["steps"]
+    assert steps[0]["in"] == 20 and steps[0]["out"] == 10
