@@ -24,8 +24,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(test_config)
     logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
 
-    from app import batches, celery_app, cli, data, errors, schema, services, streams, ui
-    from app import changes, openapi
+    from app import (
+        batches,
+        celery_app,
+        changes,
+        cli,
+        data,
+        errors,
+        openapi,
+        schema,
+        services,
+        streams,
+        ui,
+    )
 
     services.init_app(app)
     celery_app.celery_init_app(app)
