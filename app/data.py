@@ -1,31 +1,112 @@
-"""Blueprint of a stream's data: pages of the current (or a pinned) complete version."""
+"""Blueprint of a stream's data: pages of the current (or a pinned) complete version, a
+score range of it when the stream has `order_by`, or the whole of it streamed as NDJSON/CSV.
+"""
 
 from __future__ import annotations
 
-import orjson
-from flask import Blueprint, Response, current_app, request
+from math import isfinite
+from typing import Any, Literal
 
-from app import control, validation
+import orjson
+from flask import Blueprint, Response, current_app, request, stream_with_context
+from pydantic import BaseModel, ConfigDict, Field
+
+from app import control, export, openapi, validation
+from app.exceptions import BadRequest
 from app.services import get_store
-from app.store.reader import Cursor
+from app.store.reader import Cursor, Window
+from config import defaults
+from config.streams import StreamDefinition
+from tasks.records import value_score
 
 bp = Blueprint("data", __name__, url_prefix="/streams")
+FORMATS = {"json": "application/json", "ndjson": export.NDJSON, "csv": export.CSV}
+
+
+class DataQuery(BaseModel):
+    """Query of GET /streams/<name>/data."""
+
+    model_config = ConfigDict(extra="ignore")
+    limit: int | None = Field(default=None, ge=1, le=defaults.MAX_PAGE_LIMIT,
+                              description="Records per JSON page.")
+    version: int | None = Field(default=None, ge=1, le=2**53,
+                                description="A pinned version (default: the current one).")
+    cursor: str | None = Field(default=None, description="next_cursor of the previous page.")
+    format: Literal["json", "ndjson", "csv"] | None = Field(
+        default=None, description="json pages (default), or the whole version streamed as "
+                                  "ndjson or csv (also chosen by the Accept header).")
+    min: str | None = Field(default=None, max_length=64, description=(
+        "Lowest value of the order_by field (number or ISO-8601 time), inclusive."))
+    max: str | None = Field(default=None, max_length=64, description=(
+        "Highest value of the order_by field (number or ISO-8601 time), inclusive."))
+    order: Literal["asc", "desc"] = Field(default="asc", description="Order of the records.")
+
+
+class DataPage(BaseModel):
+    """One page of records of one version."""
+
+    stream: str
+    version: int
+    records: list[Any]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null: end.")
 
 
 @bp.get("/<name>/data")
+@openapi.document(query=DataQuery, ok=DataPage, tags=("data",))
 def read_data(name: str) -> Response:
-    """Return one page of records of the current complete batch."""
+    """Return one page of records, or stream the whole version as NDJSON or CSV."""
     name = validation.stream_name(name)
     store = get_store()
+    query = validation.query(DataQuery)
+    definition = control.require(store, name)
+    window = _window(query, definition)
+    kind = query.format or _accepted()
+    if kind != "json":
+        return _export(name, kind, query.version, window)
     config = current_app.config
-    limit = validation.query_int("limit", config["DEFAULT_PAGE_LIMIT"], low=1,
-                                 high=config["MAX_PAGE_LIMIT"])
-    version = validation.query_int("version", None, low=1, high=2**53)
-    cursor = Cursor.decode(request.args["cursor"]) if request.args.get("cursor") else None
-    control.require(store, name)
-    page = store.reader.read(name, limit=limit or 1, cursor=cursor, version=version)
+    limit = min(query.limit or config["DEFAULT_PAGE_LIMIT"], config["MAX_PAGE_LIMIT"])
+    cursor = Cursor.decode(query.cursor) if query.cursor else None
+    page = store.reader.read(name, limit=limit, cursor=cursor, version=query.version,
+                             window=window)
     body = {"stream": name, "version": page.version,
             "records": [orjson.Fragment(member) for member in page.records],
             "next_cursor": page.next_cursor}
     return Response(orjson.dumps(body), mimetype="application/json",
                     headers={"X-Stream-Version": str(page.version)})
+
+
+def _accepted() -> str:
+    best = request.accept_mimetypes.best_match(list(FORMATS.values()), "application/json")
+    return {mimetype: kind for kind, mimetype in FORMATS.items()}.get(best or "", "json")
+
+
+def _window(query: DataQuery, definition: StreamDefinition) -> Window:
+    """Return the score range and direction the query asks for."""
+    if (query.min or query.max) and not definition.order_by:
+        raise BadRequest("min and max need a stream with order_by",
+                         details={"field": "min" if query.min else "max"})
+    return Window(_score("min", query.min), _score("max", query.max), query.order == "desc")
+
+
+def _score(field: str, text: str | None) -> float | None:
+    if not text:
+        return None
+    score = value_score(text)
+    if score is None or not isfinite(score):
+        raise BadRequest(f"{field} must be a number or an ISO-8601 time",
+                         details={"field": field})
+    return score
+
+
+def _export(name: str, kind: str, version: int | None, window: Window) -> Response:
+    """Stream a whole version (or its window) in chunks."""
+    reader = get_store().reader
+    version = reader.resolve(name, version)
+    start, stop = reader.span(name, version, window)
+    rows = export.ndjson if kind == "ndjson" else export.csv_rows
+    headers: dict[str, Any] = {"X-Stream-Version": str(version),
+                               "X-Record-Count": str(stop - start)}
+    if kind == "csv":
+        headers["Content-Disposition"] = f'attachment; filename="{name}-v{version}.csv"'
+    return Response(stream_with_context(rows(reader, name, version, window)),
+                    mimetype=FORMATS[kind], headers=headers)

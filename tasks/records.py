@@ -21,9 +21,14 @@ def encode(record: Any) -> str:
 
 def order_score(record: Any, order_by: str) -> float:
     """Return the numeric or ISO-time value at `order_by` as a score; missing sorts last."""
-    value = get_path(record, order_by, None)
+    score = value_score(get_path(record, order_by, None))
+    return LAST if score is None else score
+
+
+def value_score(value: Any) -> float | None:
+    """Return a number, numeric string or ISO-8601 time as a score; None if it is none."""
     if isinstance(value, bool) or value is None:
-        return LAST
+        return None
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
@@ -34,8 +39,8 @@ def order_score(record: Any, order_by: str) -> float:
         try:
             return datetime.fromisoformat(value).timestamp()
         except ValueError:
-            return LAST
-    return LAST
+            return None
+    return None
 
 
 def to_entries(records: list[Any], page: int, order_by: str | None

@@ -3,7 +3,9 @@
 Structures (see `keys`): the pointer ``P:{s}:current``, each version's records zset
 ``P:{s}:b:<v>:rec`` and metadata hash ``P:{s}:b:<v>``, the history index ``P:{s}:batches``.
 A reader resolves the version once and then reads only that version's immutable zset;
-the cursor carries the version, so paging never mixes two batches.
+the cursor carries the version, so paging never mixes two batches. A `Window` (score
+range and direction) becomes a range of ranks once per page (ZCOUNT), so a page is
+O(log N + limit) however deep it lies, and the cursor carries the window too.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any
 
 import orjson
@@ -24,14 +28,27 @@ _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 @dataclass(frozen=True)
+class Window:
+    """Which records of a version, in which order: a score range (inclusive) and a way."""
+
+    low: float | None = None
+    high: float | None = None
+    descending: bool = False
+
+
+@dataclass(frozen=True)
 class Cursor:
-    """Where a paging reader stands: a pinned version and an offset into it."""
+    """Where a paging reader stands: a pinned version, an offset and the window read."""
 
     version: int
     offset: int
+    window: Window = Window()
 
     def encode(self) -> str:
-        raw = orjson.dumps({"v": self.version, "o": self.offset})
+        body: dict[str, object] = {"v": self.version, "o": self.offset}
+        if self.window != Window():
+            body.update(lo=self.window.low, hi=self.window.high, d=self.window.descending)
+        raw = orjson.dumps(body)
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
@@ -39,13 +56,23 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             body = orjson.loads(raw)
-            cursor = cls(version=int(body["v"]), offset=int(body["o"]))
-        except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+            window = Window(_bound(body.get("lo")), _bound(body.get("hi")), bool(body.get("d")))
+            cursor = cls(version=int(body["v"]), offset=int(body["o"]), window=window)
+        except (binascii.Error, ValueError, KeyError, TypeError, AttributeError,
+                orjson.JSONDecodeError):
             raise BadRequest("cursor is not valid; use next_cursor from a previous page",
                              details={"field": "cursor"}) from None
         if cursor.version < 1 or cursor.offset < 0:
             raise BadRequest("cursor is not valid", details={"field": "cursor"})
         return cursor
+
+
+def _bound(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
+        raise ValueError("bound")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -81,26 +108,66 @@ class Reader:
         return int(raw) if raw else None
 
     def read(self, stream: str, *, limit: int, cursor: Cursor | None = None,
-             version: int | None = None) -> RecordPage:
+             version: int | None = None, window: Window = Window()) -> RecordPage:
         """Return `limit` records of the cursor's, the given or the current version."""
-        keys = StreamKeys(self.prefix, stream)
         offset = 0
         if cursor is not None:
-            version, offset = cursor.version, cursor.offset
-        elif version is None:
+            version, offset, window = cursor.version, cursor.offset, cursor.window
+        version = self.resolve(stream, version)
+        start, stop = self.span(stream, version, window)
+        members = self._slice(stream, version, window, (start, stop), offset, limit)
+        more = stop - start > offset + limit
+        next_cursor = Cursor(version, offset + limit, window).encode() if more else None
+        return RecordPage(version=version, records=members, next_cursor=next_cursor)
+
+    def export(self, stream: str, version: int, window: Window, chunk: int
+               ) -> Iterator[list[str]]:
+        """Yield a whole window of a readable version, `chunk` records at a time."""
+        start, stop = self.span(stream, version, window)
+        for offset in range(0, stop - start, chunk):
+            members = self._slice(stream, version, window, (start, stop), offset, chunk)
+            if len(members) < min(chunk, stop - start - offset):
+                raise Gone(f"version {version} of {stream!r} expired during the export",
+                           details={"stream": stream, "version": version})
+            yield members
+
+    def resolve(self, stream: str, version: int | None) -> int:
+        """Return `version`, or the current version (NoCompleteBatch if none)."""
+        if version is None:
             version = self.current_version(stream)
             if version is None:
                 raise NoCompleteBatch(stream)
+        return version
+
+    def span(self, stream: str, version: int, window: Window) -> tuple[int, int]:
+        """Check the version is readable; return the ranks [start, stop) of the window."""
+        keys = StreamKeys(self.prefix, stream)
+        name = keys.records(version)
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.hmget(keys.batch(version), "status", "records")
-            pipe.exists(keys.records(version))
-            pipe.zrange(keys.records(version), offset, offset + limit)
-            (status, count), exists, members = pipe.execute()
+            pipe.exists(name)
+            pipe.zcard(name)
+            pipe.zcount(name, "-inf", f"({window.low!r}" if window.low is not None else "-inf")
+            pipe.zcount(name, "-inf", repr(window.high) if window.high is not None else "+inf")
+            (status, count), exists, _, below, upto = pipe.execute()
         self._check_readable(stream, version, status, count, bool(exists))
-        more = len(members) > limit
-        members = members[:limit]
-        next_cursor = Cursor(version, offset + limit).encode() if more else None
-        return RecordPage(version=version, records=members, next_cursor=next_cursor)
+        if window.low is None:
+            below = 0
+        return int(below), max(int(below), int(upto))
+
+    def _slice(self, stream: str, version: int, window: Window, span: tuple[int, int],
+               offset: int, limit: int) -> list[str]:
+        """Return `limit` members from `offset` into the window, in the window's order."""
+        start, stop = span
+        name = StreamKeys(self.prefix, stream).records(version)
+        if not window.descending:
+            first, last = start + offset, min(start + offset + limit, stop) - 1
+        else:
+            first, last = max(stop - offset - limit, start), stop - 1 - offset
+        if first > last:
+            return []
+        members: Any = self.connection.zrange(name, first, last)
+        return list(members[::-1] if window.descending else members)
 
     def _check_readable(self, stream: str, version: int, status: str | None,
                         count: str | None, exists: bool) -> None:
