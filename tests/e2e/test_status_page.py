@@ -28,6 +28,10 @@ BATCH_STATUSES = ("return [...document.querySelectorAll('tr[data-testid=batch-ro
 BARS = ("return [...document.querySelectorAll('svg[data-chart=' + arguments[0] + '] rect.bar')]"
         ".map(bar => bar.dataset.status)")
 
+# True when every chart has been redrawn at its box's width (charts redraw after a resize).
+CHARTS_FIT = ("return [...document.querySelectorAll('svg.chart')].every(svg => "
+              "Number(svg.getAttribute('width')) === Math.max(260, svg.parentNode.clientWidth))")
+
 
 def define(system: System, name: str, url: str, **fields: Any) -> None:
     body = {"source": {"url": url, "records_path": "data",
@@ -64,8 +68,7 @@ def screenshot(browser: Any, name: str, width: int) -> Path:
     browser.set_window_size(width, 900)
     height = int(script(browser, "return document.documentElement.scrollHeight"))
     browser.set_window_size(width, min(max(height + 120, 600), 4000))
-    wait_for(lambda: script(browser, "return document.querySelector('#refresh.live') !== null"),
-             timeout=10, what="a refresh after resizing")
+    wait_for(lambda: script(browser, CHARTS_FIT), timeout=10, what="charts redrawn to fit")
     path = OUTPUT / name
     path.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(path)), f"no screenshot written to {path}"
@@ -126,6 +129,8 @@ def test_start_watch_and_stop_a_stream_from_the_page(browser: Any, system: Syste
                                      "'svg[data-chart=records] .m-failed').length"),
              timeout=20, what="the failed batch marked in the chart")
     assert "INVOICES_TOKEN_E2E" not in text_of(browser, "#definition")
+    assert "auth: environment variable" in text_of(browser, "#batch-rows")
+    screenshot(browser, "stream-failing.png", 1280)
 
     browser.get(system.api("/"))
     wait_for(lambda: text_of(browser, f'tr[data-stream="{STREAM}"]'), timeout=20,

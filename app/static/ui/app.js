@@ -184,7 +184,9 @@
 
   function recordsOf(b) { return b.records !== undefined ? b.records : b.records_received; }
   function countUnit(v) {
-    return v >= 1e6 ? (v / 1e6).toFixed(1) + "M" : v >= 1e4 ? Math.round(v / 1e3) + "k" : num(Math.round(v));
+    if (v >= 1e6) return (v / 1e6).toFixed(1) + "M";
+    if (v >= 1e4) return Math.round(v / 1e3) + "k";
+    return v % 1 ? v.toFixed(1) : num(v);
   }
 
   // ---- overview ---------------------------------------------------------------------
