@@ -48,12 +48,15 @@ def init_app(app: Flask) -> None:
         return error_response(error)
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> tuple[Response, int]:
+    def _http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:
         status = error.code or 500
         code = (error.name or "error").lower().replace(" ", "_")
         body = {"error": {"code": code, "message": error.description or error.name,
                           "details": {}}}
-        return jsonify(body), status
+        # Keep what the status needs (Allow on 405, Retry-After on 429), not the HTML type.
+        headers = {name: value for name, value in error.get_headers()
+                   if name.lower() != "content-type"}
+        return jsonify(body), status, headers
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:

@@ -1,0 +1,106 @@
+"""Every error of every status is {"error": {"code", "message", "details"}} JSON, never HTML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask, abort
+from flask.testing import FlaskClient
+from werkzeug.exceptions import TooManyRequests
+
+from app import exceptions
+from app.services import Store
+from config.streams import StreamDefinition
+
+DEFINITION = {"source": {"url": "http://127.0.0.1:1/x"}}
+
+
+def assert_error_shape(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "application/json"
+    body = response.json
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert isinstance(body["error"]["code"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["details"], dict)
+    assert "Traceback" not in response.get_data(as_text=True)
+    return body["error"]
+
+
+@pytest.fixture
+def defined(store: Store) -> Store:
+    store.definitions.put("s", StreamDefinition.model_validate(DEFINITION))
+    return store
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status"), [
+    ("GET", "/streams/s/data?limit=0", {}, 400),
+    ("GET", "/streams/s/data?cursor=%%%", {}, 400),
+    ("GET", "/streams/s/changes", {}, 400),
+    ("GET", "/streams/nope/data", {}, 404),
+    ("GET", "/streams/NOT%20A%20NAME", {}, 404),
+    ("GET", "/no/such/route", {}, 404),
+    ("GET", "/streams/s/batches/7", {}, 404),
+    ("DELETE", "/streams/s/data", {}, 405),
+    ("POST", "/streams/s/batches/7/discard", {}, 404),
+    ("PUT", "/streams/big", {"data": b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                             "content_type": "application/json"}, 413),
+    ("PUT", "/streams/x", {"data": "<a/>", "content_type": "text/xml"}, 415),
+    ("PUT", "/streams/x", {"json": {"source": {}}}, 422),
+    ("POST", "/streams/s/start", {"json": {"interval_seconds": -1}}, 422),
+])
+def test_each_error_path_is_json(defined: Store, client: FlaskClient, method: str, path: str,
+                                 kwargs: dict[str, Any], status: int) -> None:
+    assert_error_shape(client.open(path, method=method, **kwargs), status)
+
+
+def test_405_keeps_the_allow_header(client: FlaskClient) -> None:
+    response = client.delete("/streams")
+
+    assert_error_shape(response, 405)
+    assert "GET" in response.headers["Allow"]
+
+
+def test_409_410_from_the_store(defined: Store, client: FlaskClient) -> None:
+    lease = defined.locks.acquire("s")
+    assert lease is not None
+    defined.writer.finish("s", lease.version, "failed", {"kind": "timeout", "message": "x"})
+
+    assert_error_shape(client.post(f"/streams/s/batches/{lease.version}/discard"), 409)
+    assert_error_shape(client.get("/streams/s/changes?since=0"), 404)
+
+
+@pytest.mark.parametrize("error", [exceptions.Unauthorized("no token"),
+                                   exceptions.Forbidden("not yours"),
+                                   exceptions.Gone("expired"),
+                                   exceptions.Conflict("busy")])
+def test_api_errors_raised_anywhere_are_json(app: Flask, error: exceptions.ApiError) -> None:
+    @app.get("/_raise")
+    def _raise() -> None:
+        raise error
+
+    assert_error_shape(app.test_client().get("/_raise"), error.status)
+
+
+def test_werkzeug_429_and_unexpected_500_are_json(app: Flask) -> None:
+    @app.get("/_slow")
+    def _slow() -> None:
+        raise TooManyRequests(retry_after=7)
+
+    @app.get("/_401")
+    def _401() -> None:
+        abort(401)
+
+    @app.get("/_boom")
+    def _boom() -> None:
+        raise RuntimeError("secret detail")
+
+    client = app.test_client()
+    response = client.get("/_slow")
+    assert assert_error_shape(response, 429)["code"] == "too_many_requests"
+    assert response.headers["Retry-After"] == "7"
+    assert_error_shape(client.get("/_401"), 401)
+    boom = client.get("/_boom")
+    assert "secret detail" not in boom.get_data(as_text=True)
+    assert_error_shape(boom, 500)
