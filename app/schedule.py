@@ -70,7 +70,9 @@ class Schedules:
         if entry is None:
             return {"state": "stopped", "interval_seconds": None, "next_run_at": None}
         interval = int(entry.schedule.run_every.total_seconds())
-        due = entry.due_at
+        # Not RedBeat's `due_at`: it adds the time left (counted from now) to the last run.
+        due = (entry.last_run_at + entry.schedule.run_every if entry.last_run_at is not None
+               else None)
         return {"state": "running", "interval_seconds": interval,
                 "next_run_at": _iso(due) if due is not None else None}
 
