@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from app import control, validation
+from app import answers, control, openapi, validation
 from app.exceptions import Conflict
 from app.services import get_store
 
@@ -12,6 +12,7 @@ bp = Blueprint("batches", __name__, url_prefix="/streams")
 
 
 @bp.get("/<name>/batches")
+@openapi.document(ok=answers.BatchList, tags=("batches",))
 def list_batches(name: str) -> Response:
     """List the stream's recent batches, newest first."""
     name = validation.stream_name(name)
@@ -22,6 +23,7 @@ def list_batches(name: str) -> Response:
 
 
 @bp.get("/<name>/batches/<int:version>")
+@openapi.document(ok=answers.BatchAnswer, tags=("batches",))
 def get_batch(name: str, version: int) -> Response:
     """Describe one batch."""
     name = validation.stream_name(name)
@@ -31,6 +33,7 @@ def get_batch(name: str, version: int) -> Response:
 
 
 @bp.post("/<name>/batches/<int:version>/publish")
+@openapi.document(ok=answers.BatchAnswer, tags=("batches",))
 def publish_batch(name: str, version: int) -> Response:
     """Publish a quarantined batch by hand (it must still be newer than the current)."""
     name = validation.stream_name(name)
@@ -45,6 +48,7 @@ def publish_batch(name: str, version: int) -> Response:
 
 
 @bp.post("/<name>/batches/<int:version>/discard")
+@openapi.document(ok=answers.BatchAnswer, tags=("batches",))
 def discard_batch(name: str, version: int) -> Response:
     """Discard a quarantined batch; its records expire after the grace period."""
     name = validation.stream_name(name)

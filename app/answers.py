@@ -1,0 +1,93 @@
+"""Answer models of the stream and batch resources, for the OpenAPI document.
+
+Views build their answers as dicts (see `control`, `store.reader`); these models describe
+them. They name the fields a client relies on and allow the rest (``extra="allow"``), so
+a field added to an answer never breaks the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from config.streams import StreamDefinition
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class StreamSummary(_Open):
+    """One line of the stream list."""
+
+    stream: str
+    state: Literal["running", "stopped"]
+    interval_seconds: int | None
+    next_run_at: str | None
+    current_version: int | None
+
+
+class StreamList(_Open):
+    """Every stream with its state."""
+
+    streams: list[StreamSummary]
+
+
+class StreamSaved(_Open):
+    """A stream definition as stored."""
+
+    stream: str
+    created: bool
+    definition: StreamDefinition
+
+
+class StreamState(_Open):
+    """A stream: definition, schedule state, current version, batch in flight."""
+
+    stream: str
+    state: Literal["running", "stopped"]
+    current_version: int | None
+    in_progress: dict[str, Any] | None
+    definition: dict[str, Any]
+
+
+class StreamStarted(_Open):
+    """The schedule after a start."""
+
+    stream: str
+    state: Literal["running", "stopped"]
+    already_running: bool
+    queued_task: str | None
+
+
+class StreamStopped(_Open):
+    """The schedule after a stop."""
+
+    stream: str
+    state: Literal["running", "stopped"]
+    was_running: bool
+    cancelled_version: int | None
+
+
+class Batch(_Open):
+    """A batch's metadata: status, counts, times, error, change counts."""
+
+    version: int
+    status: str
+    changes: dict[str, int] | None = Field(
+        default=None, description="added/updated/removed against the version `from`.")
+
+
+class BatchList(_Open):
+    """The stream's recent batches, newest first."""
+
+    stream: str
+    batches: list[Batch]
+
+
+class BatchAnswer(_Open):
+    """One batch."""
+
+    stream: str
+    batch: Batch
