@@ -22,7 +22,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_settings())
     if test_config is not None:
         app.config.from_mapping(test_config)
-    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+    if app.config.get("TESTING"):
+        logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+    else:  # JSON lines, secrets scrubbed: web here, Celery processes through its signals
+        from app import logging_setup
+
+        logging_setup.configure(app.config["LOG_LEVEL"], app.config["SECRET_ENV_VARS"])
+        logging_setup.connect_celery(app.config["LOG_LEVEL"], app.config["SECRET_ENV_VARS"])
 
     from app import (
         batches,
@@ -41,6 +47,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     services.init_app(app)
     celery_app.celery_init_app(app)
     errors.init_app(app)
+    from app import auth, health, metrics
+
+    auth.init_app(app)
+    app.register_blueprint(health.bp)
+    metrics.init_app(app)
     cli.init_app(app)
     app.register_blueprint(streams.bp)
     app.register_blueprint(data.bp)

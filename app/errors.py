@@ -51,6 +51,8 @@ def init_app(app: Flask) -> None:
     def _http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:
         status = error.code or 500
         code = (error.name or "error").lower().replace(" ", "_")
+        if status == 413:  # the same code as our own PayloadTooLarge
+            code = "payload_too_large"
         body = {"error": {"code": code, "message": error.description or error.name,
                           "details": {}}}
         # Keep what the status needs (Allow on 405, Retry-After on 429), not the HTML type.

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from celery import shared_task
 
-from app import protocol, publishing
+from app import metrics, protocol, publishing
 from app.services import get_store
 from app.store.locks import BatchLease
 
@@ -23,7 +23,22 @@ _RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": 
 
 
 def _publish(lease: BatchLease) -> str:
-    return publishing.settle(get_store(), lease.stream, lease.version)
+    store = get_store()
+    verdict = publishing.settle(store, lease.stream, lease.version)
+    if verdict not in ("waiting", "not_running"):  # this consumer settled it: count once
+        _observe(store.reader.batch_or_none(lease.stream, lease.version) or {}, lease,
+                 verdict)
+    return verdict
+
+
+def _observe(batch: dict[str, Any], lease: BatchLease, verdict: str) -> None:
+    """Count a settled batch; time and size it when it was published."""
+    started = metrics.parse_time(batch.get("started_at"))
+    published = metrics.parse_time(batch.get("published_at"))
+    seconds = (published - started).total_seconds() if started and published else None
+    records = int(batch["records"]) if verdict == "published" and "records" in batch else None
+    metrics.observe_batch(lease.stream, verdict, seconds if verdict == "published" else None,
+                          records)
 
 
 @shared_task(name=protocol.BEGIN, **_RELIABLE)
@@ -63,6 +78,8 @@ def fail(stream: str, version: int, token: str, error: dict[str, Any]) -> None:
     """End a batch as failed: it is never published and its lock is freed."""
     store = get_store()
     status = store.writer.finish(stream, version, "failed", error)
+    if status == "failed":
+        metrics.observe_batch(stream, "failed")
     store.locks.release(BatchLease(stream, version, token))
     log.warning("batch failed stream=%s version=%s status=%s kind=%s",
                 stream, version, status, error.get("kind"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from flask import request
+from flask import current_app, request
 from pydantic import BaseModel, ValidationError
 
 from app.errors import validation_error
@@ -46,6 +46,18 @@ def source_hosts(definition: StreamDefinition, allowed_hosts: list[str]) -> None
         first = errors[0]
         raise ValidationFailed(f"invalid body: {first['field']}: {first['message']}",
                                details={"errors": errors})
+
+
+def interval(seconds: int, field: str = "interval_seconds") -> int:
+    """Return `seconds` if it lies within the configured interval bounds, else a 422."""
+    low = current_app.config["MIN_INTERVAL_SECONDS"]
+    high = current_app.config["MAX_INTERVAL_SECONDS"]
+    if not low <= seconds <= high:
+        message = f"must be between {low} and {high} seconds"
+        raise ValidationFailed(f"invalid body: {field}: {message}", details={
+            "errors": [{"field": field, "message": message, "type": "interval_range"}],
+            "min": low, "max": high})
+    return seconds
 
 
 def query_int(name: str, default: int | None, *, low: int, high: int) -> int | None:

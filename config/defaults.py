@@ -48,3 +48,8 @@ MAX_RESPONSE_BYTES = 50 * 1024 * 1024
 # Module prefixes custom middleware may be imported from (CUSTOM_MIDDLEWARE_PREFIXES, a comma
 # list such as "tasks.middleware.examples"); empty: no custom middleware at all.
 CUSTOM_MIDDLEWARE_PREFIXES: tuple[str, ...] = ()
+
+# /readyz: how long to wait for Celery workers to answer, in seconds.
+READY_TIMEOUT_SECONDS = 1.0
+# Level of the JSON log lines of every process.
+LOG_LEVEL = "INFO"

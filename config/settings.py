@@ -85,5 +85,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "FLOWER_URL": env.get("FLOWER_URL") or defaults.FLOWER_URL,
         "CUSTOM_MIDDLEWARE_PREFIXES": (_list(env, "CUSTOM_MIDDLEWARE_PREFIXES")
                                        or list(defaults.CUSTOM_MIDDLEWARE_PREFIXES)),
+        # Security and operations (docs/operations.md): bearer tokens, probes, logs.
+        "API_TOKEN": env.get("API_TOKEN", ""),
+        "READ_TOKEN": env.get("READ_TOKEN", ""),
+        "READY_TIMEOUT_SECONDS": float(env.get("READY_TIMEOUT_SECONDS")
+                                       or defaults.READY_TIMEOUT_SECONDS),
+        "LOG_LEVEL": env.get("LOG_LEVEL") or defaults.LOG_LEVEL,
+        "SECRET_ENV_VARS": _list(env, "SECRET_ENV_VARS"),
         "CELERY": celery_settings(redis_url, soft, hard, env),
     }

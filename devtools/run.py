@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from devtools.redis_server import RedisServer, free_port
+from devtools.system import metrics_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +36,9 @@ def environment(redis_url: str) -> dict[str, str]:
     env["ALLOWED_SOURCE_HOSTS"] = ",".join(allowed)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # Metrics of every process, added up by /metrics; emptied at each start (metrics_dir).
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(ROOT / "var" / "metrics"))
     return env
 
 

@@ -7,6 +7,7 @@ from its Procfile line, and `wait_ready` polls each one's own sign of life with 
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -21,6 +22,13 @@ from devtools.redis_server import free_port
 BEAT_LOCK_KEY = "{redbeat}::lock"
 
 
+def metrics_dir(path: Path) -> Path:
+    """Return an empty directory for prometheus-client's multi-process files."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
 class System:
     """Real data-streams processes; `api(path)` builds URLs of the web process."""
 
@@ -30,7 +38,9 @@ class System:
         self.port = free_port()
         self.env = {"REDIS_URL": redis_url, "PORT": str(self.port), "STREAMS_FILE": "",
                     "BEAT_MAX_LOOP_INTERVAL": "1", "ALLOWED_SOURCE_HOSTS": "127.0.0.1",
-                    "PYTHONUNBUFFERED": "1", **env}
+                    "PYTHONUNBUFFERED": "1",
+                    "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir(log_dir / f"metrics-{self.port}")),
+                    **env}
         self.procs: dict[str, Proc] = {}
         self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
         self.celery = Celery(broker=redis_url)

@@ -17,6 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 
 from app.exceptions import UpstreamError
+from app.logging_setup import bind
 from app.protocol import Outbox
 from app.schema_infer import SchemaBuilder
 from app.services import Store, get_store
@@ -46,7 +47,8 @@ def fetch_stream(stream: str) -> dict[str, Any]:
     outbox.begin()
     log.info("batch started stream=%s version=%s", stream, lease.version)
     try:
-        return run_batch(store, definition, lease, outbox)
+        with bind(version=lease.version):  # every log line of the batch names its version
+            return run_batch(store, definition, lease, outbox)
     except UpstreamError as exc:
         return _failed(outbox, lease, exc)
     except SoftTimeLimitExceeded:
@@ -70,9 +72,10 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
         if not store.locks.extend(lease):
             raise UpstreamError("lock_lost", "the batch lost its lock (cancelled or expired)",
                                 page=page.number)
-        kept = chain.apply(page.records, BatchContext(**{**context.__dict__,
-                                                         "page": page.number}))
-        records += _send(outbox, definition, schema, page.number, kept)
+        with bind(page=page.number):
+            kept = chain.apply(page.records, BatchContext(**{**context.__dict__,
+                                                             "page": page.number}))
+            records += _send(outbox, definition, schema, page.number, kept)
         pages += 1
     held = chain.finish(BatchContext(**{**context.__dict__, "page": pages + 1}))
     if held:  # records a middleware held back (dedupe keeping the last) go as a last page

@@ -7,6 +7,7 @@ an `UpstreamError` whose kind says what went wrong; `requests` errors are transl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import requests
 from urllib3.exceptions import ReadTimeoutError
 
 from app.exceptions import UpstreamError
+from app.metrics import observe_upstream
 from config.source import Source
 from tasks.upstream.auth import Authenticator
 from tasks.upstream.guard import HostPolicy
@@ -84,10 +86,10 @@ class PageFetcher:
     def _attempt(self, url: str, query: dict[str, Any], body: Any, hints: RetryHints
                  ) -> tuple[int, bytes, dict[str, str]]:
         self.throttle.before_request()
-        response = self._send(url, query, body)
+        response = self._timed(url, query, body)
         if response.status_code == 401 and self.auth.refresh():
             response.close()
-            response = self._send(url, query, body)
+            response = self._timed(url, query, body)
         with response:
             hints.retry_after = self.throttle.learn(response.status_code, response.headers)
             if response.status_code >= 400:
@@ -97,6 +99,18 @@ class PageFetcher:
             links = {rel: str(link.get("url")) for rel, link in response.links.items()
                      if link.get("url")}
             return response.status_code, self._read(response), links
+
+    def _timed(self, url: str, query: dict[str, Any], body: Any) -> requests.Response:
+        """Send the request and record its status (or error kind) and time to headers."""
+        started = time.monotonic()
+        try:
+            response = self._send(url, query, body)
+        except UpstreamError as exc:
+            observe_upstream(self.throttle.stream, exc.kind, time.monotonic() - started)
+            raise
+        observe_upstream(self.throttle.stream, response.status_code,
+                         time.monotonic() - started)
+        return response
 
     def _send(self, url: str, query: dict[str, Any], body: Any) -> requests.Response:
         headers = {"Accept": "application/json", **self.source.headers}

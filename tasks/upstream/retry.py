@@ -16,6 +16,7 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from app.exceptions import UpstreamError
+from app.metrics import observe_retry
 from config.source import Source
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def run_with_retries(call: Callable[[], Result], source: Source, hints: RetryHin
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        observe_retry(getattr(exc, "kind", None))
         log.info("upstream retry attempt=%s kind=%s status=%s wait=%.3f",
                  state.attempt_number, getattr(exc, "kind", None),
                  getattr(exc, "status", None), state.upcoming_sleep)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 
+from app.metrics import observe_rate_limit_wait
 from app.store.ratelimit import RateLimits
 from config.source import Source
 
@@ -82,6 +83,7 @@ class Throttle:
             wait = slot - now
         if wait > 0:
             log.info("rate limit wait stream=%s seconds=%.3f", self.stream, wait)
+            observe_rate_limit_wait(self.stream, min(wait, self.cap))
             self.sleep(min(wait, self.cap))
 
     def learn(self, status: int, headers: Mapping[str, str]) -> float | None:

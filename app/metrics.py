@@ -1,0 +1,187 @@
+"""Prometheus metrics: what the processes count, and `/metrics`, which shows them.
+
+Counters and histograms are recorded where things happen (ingest consumer: batches;
+worker: upstream requests, retries, rate-limit waits) and live in prometheus-client's
+multi-process files under ``PROMETHEUS_MULTIPROC_DIR`` when it is set (`make run` and
+devtools set it to a directory under ``var/``), so gunicorn workers and Celery pool
+children each write their own and `/metrics` adds them up. Without it (unit tests) they
+live in the process's default registry. Freshness and queue depths are read from Redis
+at scrape time by `RedisCollector`, so they are right whichever process answers.
+
+    ds_batches_total{stream,status}            batches ended: published, quarantined, failed...
+    ds_batch_duration_seconds{stream}          start to publish of published batches
+    ds_batch_records{stream}                   records of published batches
+    ds_upstream_requests_total{stream,status}  upstream responses by HTTP status (or error kind)
+    ds_upstream_request_seconds{stream}        upstream request latency
+    ds_upstream_retries_total{kind}            retried upstream attempts
+    ds_rate_limit_waits_total{stream}          waits for the stream's rate limit
+    ds_rate_limit_wait_seconds_total{stream}   time spent in those waits
+    ds_stream_freshness_seconds{stream}        seconds since the current version was published
+    ds_stream_current_version{stream}          the version being served
+    ds_queue_depth{queue}                      messages waiting in the fetch and ingest queues
+    ds_redis_up                                1 when Redis answered the scrape
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import redis
+from flask import Blueprint, Flask, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+
+from app.services import Store, get_store
+
+QUEUES = ("fetch", "ingest")
+# kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists beside its own.
+PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+SECONDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+BATCHES = Counter("ds_batches", "Batches that ended, by final status.", ["stream", "status"])
+BATCH_SECONDS = Histogram("ds_batch_duration_seconds", "Start to publish of a batch.",
+                          ["stream"], buckets=SECONDS)
+BATCH_RECORDS = Histogram("ds_batch_records", "Records of a published batch.", ["stream"],
+                          buckets=(0, 10, 100, 1_000, 10_000, 100_000, 1_000_000))
+UPSTREAM = Counter("ds_upstream_requests", "Upstream responses by status or error kind.",
+                   ["stream", "status"])
+UPSTREAM_SECONDS = Histogram("ds_upstream_request_seconds", "Upstream request latency.",
+                             ["stream"], buckets=SECONDS)
+RETRIES = Counter("ds_upstream_retries", "Retried upstream attempts, by error kind.", ["kind"])
+RATE_WAITS = Counter("ds_rate_limit_waits", "Waits for a stream's rate limit.", ["stream"])
+RATE_WAIT_SECONDS = Counter("ds_rate_limit_wait_seconds", "Time waited for rate limits.",
+                            ["stream"])
+
+
+def observe_batch(stream: str, status: str, seconds: float | None = None,
+                  records: int | None = None) -> None:
+    """Count a batch that ended with `status`; time and size it when it was published."""
+    BATCHES.labels(stream, status).inc()
+    if seconds is not None:
+        BATCH_SECONDS.labels(stream).observe(max(seconds, 0.0))
+    if records is not None:
+        BATCH_RECORDS.labels(stream).observe(records)
+
+
+def observe_upstream(stream: str, status: int | str, seconds: float) -> None:
+    """Count one upstream request by HTTP status (or error kind) and time it."""
+    UPSTREAM.labels(stream or "-", str(status)).inc()
+    UPSTREAM_SECONDS.labels(stream or "-").observe(seconds)
+
+
+def observe_retry(kind: str | None) -> None:
+    """Count one retried upstream attempt."""
+    RETRIES.labels(kind or "unknown").inc()
+
+
+def observe_rate_limit_wait(stream: str, seconds: float) -> None:
+    """Count one wait for the stream's rate limit."""
+    RATE_WAITS.labels(stream or "-").inc()
+    RATE_WAIT_SECONDS.labels(stream or "-").inc(seconds)
+
+
+def parse_time(raw: object) -> datetime | None:
+    """Return an ISO-8601 time as an aware datetime, or None."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class RedisCollector(Collector):
+    """Freshness, current version and queue depths, read from Redis at scrape time."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("ds_redis_up", "1 when Redis answered this scrape.")
+        try:
+            metrics = list(self._from_redis())
+        except redis.RedisError:
+            metrics = []
+        up.add_metric([], 1 if metrics else 0)
+        yield up
+        yield from metrics
+
+    def _from_redis(self) -> Iterator[Metric]:
+        fresh = GaugeMetricFamily("ds_stream_freshness_seconds", "Seconds since the "
+                                  "current version was published.", labels=["stream"])
+        current = GaugeMetricFamily("ds_stream_current_version", "The version served.",
+                                    labels=["stream"])
+        now = datetime.now(UTC)
+        reader = self.store.reader
+        for name in self.store.definitions.names():
+            version = reader.current_version(name)
+            if not version:
+                continue
+            current.add_metric([name], version)
+            batch = reader.batch_or_none(name, version) or {}
+            published = parse_time(batch.get("published_at") or batch.get("finished_at"))
+            if published is not None:
+                fresh.add_metric([name], (now - published).total_seconds())
+        depth = GaugeMetricFamily("ds_queue_depth", "Messages waiting in a Celery queue.",
+                                  labels=["queue"])
+        with self.store.connection.pipeline(transaction=False) as pipe:
+            for queue in QUEUES:
+                for suffix in PRIORITY_SUFFIXES:
+                    pipe.llen(queue + suffix)
+            lengths = pipe.execute()
+        for index, queue in enumerate(QUEUES):
+            step = len(PRIORITY_SUFFIXES)
+            depth.add_metric([queue], sum(lengths[index * step:(index + 1) * step]))
+        yield from (fresh, current, depth)
+
+
+class _ThisProcess(Collector):
+    """This process's own metrics (when there is no multi-process directory)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def registry(store: Store) -> CollectorRegistry:
+    """Return the registry of one scrape: every process's metrics plus Redis's."""
+    scrape = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(scrape)
+    else:
+        scrape.register(_ThisProcess())
+    scrape.register(RedisCollector(store))
+    return scrape
+
+
+def process_exited(pid: int) -> None:
+    """Drop the live-gauge files of a dead process (gunicorn `child_exit`, Celery)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        mark_process_dead(pid)
+
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Return every metric in the Prometheus text format."""
+    body = generate_latest(registry(get_store()))
+    return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+                    headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def init_app(app: Flask) -> None:
+    """Serve /metrics."""
+    app.register_blueprint(bp)
