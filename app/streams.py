@@ -33,7 +33,6 @@ def put_stream(name: str) -> tuple[Response, int]:
     definition = validation.body(StreamDefinition, context={PREFIXES_CONTEXT: prefixes})
     validation.source_hosts(definition, current_app.config["ALLOWED_SOURCE_HOSTS"])
     validation.interval(definition.interval_seconds)
-    validation.interval(definition.interval_seconds)
     created = get_store().definitions.put(name, definition)
     body = {"stream": name, "created": created, "definition": definition.model_dump(mode="json")}
     return jsonify(body), 201 if created else 200
@@ -66,8 +65,6 @@ def start_stream(name: str) -> Response:
     """Start fetching a stream periodically (idempotent)."""
     name = validation.stream_name(name)
     request = validation.body(control.StartRequest, optional=True)
-    validation.interval(request.interval_seconds
-                        or control.require(get_store(), name).interval_seconds)
     validation.interval(request.interval_seconds
                         or control.require(get_store(), name).interval_seconds)
     return jsonify(control.start(get_store(), schedules(), name, request))
