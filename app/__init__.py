@@ -7,6 +7,7 @@ the test overrides. Nothing connects to anything at import time.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the data-streams Flask app (and its Celery app)."""
     app = Flask(__name__)
     app.config.from_mapping(MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False)
-    app.config.from_mapping(load_settings())
+    environ = dict(os.environ)
+    if test_config is not None and test_config.get("REDIS_URL"):
+        # One Redis URL: the broker and RedBeat follow a test's Redis like the store does.
+        environ["REDIS_URL"] = str(test_config["REDIS_URL"])
+    app.config.from_mapping(load_settings(environ))
     if test_config is not None:
         app.config.from_mapping(test_config)
     if app.config.get("TESTING"):
