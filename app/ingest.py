@@ -15,6 +15,7 @@ from celery import shared_task
 
 from app import metrics, protocol, publishing
 from app.services import get_store
+from app.store.batches import WHOLE
 from app.store.locks import BatchLease
 
 log = logging.getLogger(__name__)
@@ -50,15 +51,15 @@ def begin(stream: str, version: int, token: str) -> None:
 
 
 @shared_task(name=protocol.PAGE, **_RELIABLE)
-def page(stream: str, version: int, token: str, number: int, entries: list[list[Any]]
-         ) -> None:
+def page(stream: str, version: int, token: str, number: int,
+         entries: dict[str, Any] | list[list[Any]]) -> None:
     """Stage one page of records, then publish if the batch is now whole."""
     lease = BatchLease(stream, version, token)
-    pairs = [(float(score), str(member)) for score, member in entries]
-    stored = get_store().writer.store_page(lease, number, pairs)
-    log.debug("page stream=%s version=%s page=%s records=%s stored=%s",
-              stream, version, number, len(pairs), stored)
-    if stored:
+    members, scores, count = protocol.unpack(entries)
+    verdict = get_store().writer.store_packed(lease, number, members, scores, count)
+    log.debug("page stream=%s version=%s page=%s records=%s verdict=%s",
+              stream, version, number, count, verdict)
+    if verdict == WHOLE:  # settling after any other page would only answer "waiting"
         _publish(lease)
 
 

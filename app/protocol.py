@@ -10,7 +10,12 @@ never writes the batch store itself. One batch is, in order of sending:
     ds.ingest.complete(stream, version, token, pages, records, info)
 or  ds.ingest.fail(stream, version, token, error)
 
-`entries` is a list of ``[score, record_json]``; `info` and `error` are flat JSON objects.
+`entries` is a packed page, ``{"members": "<record_json>\\n<record_json>...",
+"scores": "<score> <score>...", "count": n}``: the records as canonical JSON (which never
+holds a raw newline) joined by newlines and their scores joined by spaces, so neither side
+encodes or decodes one JSON value per record and the store receives two strings (see
+`pack`). A list of ``[score, record_json]`` is still accepted. `info` and `error` are flat
+JSON objects.
 Messages may be delivered out of order and more than once; the store makes each step
 idempotent. `Outbox` is the worker's side of it.
 """
@@ -32,6 +37,21 @@ COMPLETE = "ds.ingest.complete"
 FAIL = "ds.ingest.fail"
 
 
+def pack(entries: Sequence[tuple[float, str]]) -> dict[str, Any]:
+    """Return a page's (score, member) entries as one packed page (see above)."""
+    return {"members": "\n".join(member for _, member in entries),
+            "scores": " ".join([repr(float(score)) for score, _ in entries]),
+            "count": len(entries)}
+
+
+def unpack(entries: dict[str, Any] | list[list[Any]]) -> tuple[str, str, int]:
+    """Return (members, scores, count) of a packed page or of a list of entries."""
+    if isinstance(entries, dict):
+        return str(entries["members"]), str(entries["scores"]), int(entries["count"])
+    packed = pack([(float(score), str(member)) for score, member in entries])
+    return packed["members"], packed["scores"], packed["count"]
+
+
 class Outbox:
     """Sends one batch's messages to the ingest queue."""
 
@@ -48,7 +68,7 @@ class Outbox:
         self._send(BEGIN)
 
     def page(self, number: int, entries: Sequence[tuple[float, str]]) -> None:
-        self._send(PAGE, number, [list(entry) for entry in entries])
+        self._send(PAGE, number, pack(entries))
 
     def complete(self, pages: int, records: int, info: dict[str, Any]) -> None:
         self._send(COMPLETE, pages, records, info)

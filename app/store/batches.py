@@ -22,6 +22,8 @@ from app.store import scripts
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
 
+# Verdicts of storing a page (`store_packed`).
+ENDED, DUPLICATE, STORED, WHOLE = -1, 0, 1, 2
 TERMINAL = ("complete", "failed", "abandoned", "cancelled", "quarantined", "discarded")
 
 
@@ -74,17 +76,22 @@ class BatchWriter:
     def store_page(self, lease: BatchLease, page: int,
                    entries: Sequence[tuple[float, str]]) -> bool:
         """Stage one page of (score, member) entries; False if already stored or ended."""
+        members = "\n".join(member for _, member in entries)
+        scores = " ".join([repr(float(score)) for score, _ in entries])
+        return self.store_packed(lease, page, members, scores, len(entries)) >= STORED
+
+    def store_packed(self, lease: BatchLease, page: int, members: str, scores: str,
+                     count: int) -> int:
+        """Stage one packed page (members joined by newlines, scores by spaces).
+
+        Returns ENDED, DUPLICATE, STORED or WHOLE (stored, and now every page is in).
+        """
         keys = StreamKeys(self.prefix, lease.stream)
-        args: list[str | int | float] = [
-            lease.version, page, len(entries), self.retention.staging_ttl_ms, lease.value,
-            self.retention.lock_ttl_ms]
-        for score, member in entries:
-            args.append(score)
-            args.append(member)
-        stored = self._store_page(
+        return int(self._store_page(
             keys=[keys.batch(lease.version), keys.records(lease.version),
-                  keys.pages(lease.version), keys.lock, keys.batches], args=args)
-        return int(stored) == 1
+                  keys.pages(lease.version), keys.lock, keys.batches],
+            args=[lease.version, page, count, self.retention.staging_ttl_ms, lease.value,
+                  self.retention.lock_ttl_ms, members, scores]))
 
     def complete(self, lease: BatchLease, pages: int, records: int,
                  info: dict[str, str] | None = None) -> str:

@@ -10,28 +10,49 @@ return redis.call('HGET', KEYS[1], 'status')
 """
 
 # KEYS: meta, rec, pages, lock, index.
-# ARGV: version, page, count, staging_ttl_ms, lock_value, lock_ttl_ms, score1, member1, ...
-# A page is stored once: a redelivered page finds its number in `pages` and adds nothing.
+# ARGV: version, page, count, staging_ttl_ms, lock_value, lock_ttl_ms, members, scores.
+# `members` is the page's canonical JSON records joined by "\n", `scores` their scores
+# joined by " " (two strings: no per-record argument to encode, send or parse). A page is
+# stored once: a redelivered page finds its number in `pages` and adds nothing. Returns
+# -1 (batch ended), 0 (already stored), 1 (stored) or 2 (stored, and the batch is whole:
+# every page and record the totals announced has arrived, so it may be published).
 STORE_PAGE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and status ~= 'running' then return -1 end
+local function refresh()
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('PEXPIRE', KEYS[4], ARGV[6]) end
+end
+if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then refresh() return 0 end
+local args, scores, n = {}, {}, 0
+for score in string.gmatch(ARGV[8], '%S+') do scores[#scores + 1] = score end
+for member in string.gmatch(ARGV[7], '[^\\n]+') do
+  n = n + 1
+  args[2 * n - 1] = scores[n]
+  args[2 * n] = member
+end
+if n ~= tonumber(ARGV[3]) or #scores ~= n then
+  return redis.error_reply('page ' .. ARGV[2] .. ': ' .. n .. ' members, ' .. #scores ..
+                           ' scores, count ' .. ARGV[3])
+end
 if not status then
   redis.call('HSET', KEYS[1], 'status', 'running', 'version', ARGV[1])
   redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
 end
 redis.call('HSETNX', KEYS[1], 'token', string.match(ARGV[5], '^(.*):'))
-local fresh = redis.call('HSETNX', KEYS[3], ARGV[2], ARGV[3])
-if fresh == 1 then
-  for i = 7, #ARGV, 1000 do
-    redis.call('ZADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-  end
-  redis.call('HINCRBY', KEYS[1], 'pages_received', 1)
-  redis.call('HINCRBY', KEYS[1], 'records_received', ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+for i = 1, #args, 1000 do
+  redis.call('ZADD', KEYS[2], unpack(args, i, math.min(i + 999, #args)))
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
-if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('PEXPIRE', KEYS[4], ARGV[6]) end
-return fresh
+local m = redis.call('HMGET', KEYS[1], 'pages_received', 'records_received',
+                     'expected_pages', 'expected_records')
+local pages = tonumber(m[1] or '0') + 1
+local records = tonumber(m[2] or '0') + n
+redis.call('HSET', KEYS[1], 'pages_received', pages, 'records_received', records)
+refresh()
+if m[3] and tonumber(m[3]) == pages and tonumber(m[4]) == records then return 2 end
+return 1
 """
 
 # KEYS: meta, index. ARGV: version, pages, records, token, field1, value1, ...
