@@ -1,0 +1,107 @@
+"""Probes and metrics on fakeredis: /healthz, /readyz's checks, /metrics's families."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+import pytest
+from flask.testing import FlaskClient
+
+from app import health, metrics
+from app.services import Store
+
+
+def test_healthz(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def workers(monkeypatch: pytest.MonkeyPatch, found: dict[str, list[str]]) -> None:
+    monkeypatch.setattr(health, "consumers", lambda celery_app, timeout: found)
+
+
+def test_readyz_ready(client: FlaskClient, redis: fakeredis.FakeRedis,
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    workers(monkeypatch, {"fetch": ["fetch@h"], "ingest": ["ingest@h"]})
+    redis.set(health.BEAT_LOCK_KEY, "x", ex=60)
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "ready"
+
+
+@pytest.mark.parametrize(("found", "beat", "failed"), [
+    ({"fetch": [], "ingest": ["ingest@h"]}, True, "workers"),
+    ({"fetch": ["fetch@h"], "ingest": []}, True, "workers"),
+    ({"fetch": ["fetch@h"], "ingest": ["ingest@h"]}, False, "beat")])
+def test_readyz_not_ready(client: FlaskClient, redis: fakeredis.FakeRedis,
+                          monkeypatch: pytest.MonkeyPatch, found: dict[str, list[str]],
+                          beat: bool, failed: str) -> None:
+    workers(monkeypatch, found)
+    if beat:
+        redis.set(health.BEAT_LOCK_KEY, "x", ex=60)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"][failed]["ok"] is False
+
+
+def test_readyz_redis_down(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health, "redis_check", lambda connection: {"ok": False})
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert set(response.get_json()["checks"]) == {"redis"}
+
+
+def test_broker_error_is_not_ready() -> None:
+    class Broken:
+        @property
+        def control(self) -> Any:
+            raise ConnectionError("broker gone")
+
+    assert health.workers_check(Broken(), 0.1)["ok"] is False  # type: ignore[arg-type]
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """Return the value of one sample in Prometheus text, or None."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    prefix = f"{name}{{{wanted}}} " if labels else f"{name} "
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_families_and_redis_gauges(client: FlaskClient, store: Store,
+                                           redis: fakeredis.FakeRedis) -> None:
+    lease = store.locks.acquire("m1")
+    assert lease is not None
+    store.writer.begin(lease)
+    store.writer.store_page(lease, 1, [(1.0, '{"id": 1}')])
+    store.writer.complete(lease, 1, 1, {})
+    assert store.writer.try_publish("m1", lease.version) == "published"
+    redis.rpush("ingest", "a", "b")
+    metrics.observe_upstream("m1", 200, 0.05)
+    metrics.observe_batch("m1", "published", 1.5, 1)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert sample(text, "ds_redis_up") == 1
+    assert sample(text, "ds_queue_depth", queue="ingest") == 2
+    assert sample(text, "ds_queue_depth", queue="fetch") == 0
+    assert (sample(text, "ds_upstream_requests_total", stream="m1", status="200") or 0) >= 1
+    assert (sample(text, "ds_batches_total", stream="m1", status="published") or 0) >= 1
+    assert "ds_batch_duration_seconds_bucket" in text
+    assert "ds_rate_limit_waits_total" in text or "ds_rate_limit_waits" in text
+
+
+def test_freshness_of_a_published_stream(client: FlaskClient, store: Store,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    lease = store.locks.acquire("f1")
+    assert lease is not None
+    store.writer.begin(lease)
+    store.writer.store_page(lease, 1, [(1.0, '{"id": 1}')])
+    store.writer.complete(lease, 1, 1, {})
+    store.writer.try_publish("f1", lease.version)
+    monkeypatch.setattr(store.definitions, "names", lambda: ["f1"])
+    text = client.get("/metrics").get_data(as_text=True)
+    age = sample(text, "ds_stream_freshness_seconds", stream="f1")
+    assert age is not None and 0 <= age < 60
+    assert sample(text, "ds_stream_current_version", stream="f1") == lease.version
