@@ -142,3 +142,37 @@ def test_start_watch_and_stop_a_stream_from_the_page(browser: Any, system: Syste
     wait_for(lambda: script(browser, BARS, "records"), timeout=20, what="the charts")
     screenshot(browser, "stream-page-narrow.png", 390)
     requests.post(system.api(f"/streams/{BROKEN}/stop"), timeout=10).raise_for_status()
+
+
+def test_page_asks_for_the_api_token_to_start_a_stream(browser: Any, system: System,
+                                                       upstream: Upstream) -> None:
+    auth = pytest.importorskip("app.auth")
+    from app import create_app
+
+    if auth.check_request not in create_app({"TESTING": True}).before_request_funcs.get(None, []):
+        pytest.skip("token auth (app.auth) is not registered by create_app yet")
+    from selenium.webdriver.common.by import By
+
+    token, name = "api-token-e2e", "tokened-e2e"
+    upstream.feed(name, records(5))
+    define(system, name, upstream.url(name), interval_seconds=30)
+    guarded = System(system.redis_url, OUTPUT / "logs-token", API_TOKEN=token)
+    guarded.start_all(("web",))
+    try:
+        browser.set_window_size(1280, 900)
+        browser.get(guarded.api("/"))
+        row = f'tr[data-stream="{name}"]'
+        click(browser, f'{row} button[data-action="start"]')
+        wait_for(lambda: "API token" in text_of(browser, "#banner"), timeout=20,
+                 what="a banner asking for the API token")
+        field = browser.find_element(By.ID, "token-input")
+        field.send_keys(token)
+        browser.find_element(By.CSS_SELECTOR, '#token-form button[type="submit"]').click()
+        click(browser, f'{row} button[data-action="start"]')
+        wait_for(lambda: "running" in text_of(browser, f"{row} .badge"), timeout=20,
+                 what="the stream running once the token is given")
+        assert script(browser, "return sessionStorage.getItem('data-streams.token')") == token
+        assert token not in browser.page_source
+    finally:
+        requests.post(system.api(f"/streams/{name}/stop"), timeout=10)
+        guarded.stop_all()

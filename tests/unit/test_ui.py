@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import fakeredis
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from app import publishing, ui
@@ -150,3 +151,26 @@ def test_published_at(batch: dict[str, str] | None, expected: datetime | None) -
     (None, 60, False), (500, None, False), (120, 60, False), (120.5, 60, True)])
 def test_is_stale(age_seconds: float | None, interval: int | None, stale: bool) -> None:
     assert ui.is_stale(age_seconds, interval) is stale
+
+
+@pytest.fixture
+def guarded(app: Flask) -> Flask:
+    """Return the app with both tokens set (skipped while token auth is not wired in)."""
+    auth = pytest.importorskip("app.auth")
+    if auth.check_request not in app.before_request_funcs.get(None, []):
+        pytest.skip("token auth (app.auth) is not registered by create_app yet")
+    app.config.update(READ_TOKEN="read-secret", API_TOKEN="api-secret")
+    return app
+
+
+def test_shell_loads_without_token_but_data_needs_it(guarded: Flask, store: Store) -> None:
+    client = guarded.test_client()
+    define(store, "orders")
+    read = {"Authorization": "Bearer read-secret"}
+
+    assert client.get("/").status_code == 200
+    assert client.get("/static/ui/app.js").status_code == 200
+    assert client.get("/ui/streams/orders").status_code == 302
+    assert client.get("/ui/overview").status_code == 401
+    assert client.get("/ui/overview", headers=read).status_code == 200
+    assert client.post("/streams/orders/start", headers=read).status_code == 403

@@ -8,7 +8,7 @@
   var SECRET = /token|secret|passw|api[-_]?key|authorization|credential|cookie|private/i;
   var HIDDEN = "•••• hidden";
   var NAME = /^#\/streams\/([a-z0-9][a-z0-9_-]{0,63})$/;
-  var ui = { offset: 0, timer: null, route: null, defText: null, seq: 0, last: null };
+  var ui = { offset: 0, timer: null, route: null, defText: null, seq: 0, last: null, notice: null };
 
   function $(id) { return document.getElementById(id); }
 
@@ -343,8 +343,8 @@
     try {
       if (route.name) await updateStream(route.name); else await updateOverview();
       if (seq !== ui.seq) return;
-      banner("");
-      $("token-form").classList.remove("needs-token");
+      banner(ui.notice || "");
+      $("token-form").classList.toggle("needs-token", !!ui.noticeAuth);
       $("refresh").className = "refresh live";
       $("refresh").textContent = "live · " + new Date().toLocaleTimeString("en-GB");
     } catch (error) {
@@ -377,10 +377,13 @@
     button.disabled = true;
     try {
       await api("/streams/" + name + "/" + action, "POST");
-      banner("");
+      ui.notice = null;
+      ui.noticeAuth = false;
     } catch (error) {
-      banner((error.status === 401 || error.status === 403 ? "Not allowed to " + action +
-        " (this needs the API token): " : "Could not " + action + ": ") + esc(error.message));
+      // Kept across refreshes until the next action or token: the reads still succeed.
+      ui.notice = (error.status === 401 || error.status === 403 ? "Not allowed to " + action +
+        " (this needs the API token): " : "Could not " + action + ": ") + esc(error.message);
+      ui.noticeAuth = error.status === 401 || error.status === 403;
     }
     refresh();
   }
@@ -402,6 +405,8 @@
     $("token-form").addEventListener("submit", function (event) {
       event.preventDefault();
       if (input.value.trim()) sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      ui.notice = null;
+      ui.noticeAuth = false;
       input.value = "";
       input.placeholder = token() ? "token saved for this tab" : "Bearer token (optional)";
       refresh();
