@@ -5,17 +5,24 @@ Views call these with the store and the schedules; nothing here knows about HTTP
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import LockError
 
-from app.exceptions import StreamNotFound
+from app.exceptions import Conflict, StreamNotFound
 from app.schedule import Schedules
 from app.services import Store
+from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
 from app.store.ratelimit import RateLimits
 from config import defaults
 from config.streams import StreamDefinition
+
+# Longest wait for, and life of, the per-stream start/stop lock, in seconds.
+CONTROL_LOCK_SECONDS = 10
 
 
 class StartRequest(BaseModel):
@@ -42,10 +49,30 @@ def require(store: Store, name: str) -> StreamDefinition:
     return definition
 
 
+@contextmanager
+def exclusive(store: Store, name: str) -> Iterator[None]:
+    """Run one start or stop of `name` at a time, so each answer is the state it left."""
+    key = StreamKeys(store.definitions.prefix, name).control
+    try:
+        with store.connection.lock(key, timeout=CONTROL_LOCK_SECONDS,
+                                   blocking_timeout=CONTROL_LOCK_SECONDS):
+            yield
+    except LockError:
+        raise Conflict(f"stream {name!r} is being started or stopped; retry",
+                       details={"stream": name}) from None
+
+
 def start(store: Store, schedules: Schedules, name: str, request: StartRequest
           ) -> dict[str, Any]:
     """Save the stream's schedule entry; on a fresh start, fetch at once."""
     definition = require(store, name)
+    with exclusive(store, name):
+        return _start(schedules, name, definition, request)
+
+
+def _start(schedules: Schedules, name: str, definition: StreamDefinition,
+           request: StartRequest) -> dict[str, Any]:
+    """Save the entry and answer with the state it left (the caller holds the lock)."""
     interval = request.interval_seconds or definition.interval_seconds
     was_running = schedules.load(name) is not None
     schedules.save(name, interval)
@@ -60,11 +87,13 @@ def stop(store: Store, schedules: Schedules, name: str, request: StopRequest
          ) -> dict[str, Any]:
     """Remove the schedule entry; with `cancel`, abandon the batch in flight."""
     require(store, name)
-    was_running = schedules.remove(name)
+    with exclusive(store, name):
+        was_running = schedules.remove(name)
+        state = schedules.describe(name)
     cancelled = None
     if request.cancel:
         cancelled = cancel_in_flight(store, name)
-    return {"stream": name, **schedules.describe(name), "was_running": was_running,
+    return {"stream": name, **state, "was_running": was_running,
             "cancelled_version": cancelled}
 
 

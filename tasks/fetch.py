@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 
@@ -31,18 +31,19 @@ from tasks.upstream import Pager
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="ds.fetch.stream", acks_late=False, ignore_result=True)
-def fetch_stream(stream: str) -> dict[str, Any]:
+@shared_task(name="ds.fetch.stream", bind=True, acks_late=False, ignore_result=True)
+def fetch_stream(self: Task, stream: str) -> dict[str, Any]:
     """Fetch one batch of `stream` and hand it to data-streams."""
     store = get_store()
     definition = store.definitions.get(stream)
     if definition is None:
         log.warning("fetch skipped stream=%s reason=undefined", stream)
         return {"stream": stream, "skipped": "undefined"}
-    lease = store.locks.acquire(stream)
-    if lease is None:
-        log.info("fetch skipped stream=%s reason=batch_in_flight", stream)
-        return {"stream": stream, "skipped": "batch_in_flight"}
+    # One batch per fetch message: a redelivered or duplicated tick (same id) is a no-op.
+    lease = store.locks.acquire_once(stream, str(self.request.id))
+    if isinstance(lease, str):
+        log.info("fetch skipped stream=%s reason=%s", stream, lease)
+        return {"stream": stream, "skipped": lease}
     outbox = Outbox(current_app.extensions["celery"], lease)
     outbox.begin()
     log.info("batch started stream=%s version=%s", stream, lease.version)

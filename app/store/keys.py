@@ -8,6 +8,8 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:{s}:def              string  the stream definition, JSON
     P:{s}:seq              string  last batch version handed out (INCR; monotonic per stream)
     P:{s}:lock             string  "<token>:<v>" of the batch in flight; PX = lock timeout
+    P:{s}:fetch:<id>       string  version the fetch message <id> started; PX = one day
+    P:{s}:control          string  lock serialising start/stop of the stream (redis-py Lock)
     P:{s}:current          string  version of the current published batch (the pointer)
     P:{s}:batches          zset    history index: member v, score v
     P:{s}:b:<v>            hash    batch metadata: status, counts, times, error (JSON)
@@ -57,6 +59,13 @@ class StreamKeys:
     @property
     def lock(self) -> str:
         return f"{self._base}:lock"
+
+    @property
+    def control(self) -> str:
+        return f"{self._base}:control"
+
+    def fetch_receipt(self, task_id: str) -> str:
+        return f"{self._base}:fetch:{task_id}"
 
     @property
     def current(self) -> str:

@@ -1,10 +1,12 @@
-"""The per-stream batch lock and version sequence: two strings per stream.
+"""The per-stream batch lock, version sequence and fetch receipts: strings per stream.
 
 Keys (see `keys`): ``P:{s}:lock`` holds ``"<token>:<version>"`` with a PX timeout that covers
 the fetch task's hard time limit plus slack; ``P:{s}:seq`` is the version counter. Taking
 the lock and handing out the next version is one Lua step, so at most one batch per stream
-is in flight and versions only grow. The running fetch and the ingest consumer extend the
-lock as pages flow; publish and fail release it (compare-and-delete on the value).
+is in flight and versions only grow. ``P:{s}:fetch:<task id>`` is the receipt of a fetch
+message: a redelivered or duplicated message (same task id) never starts a second batch.
+The running fetch and the ingest consumer extend the lock as pages flow; publish and fail
+release it (compare-and-delete on the value).
 """
 
 from __future__ import annotations
@@ -22,6 +24,19 @@ local version = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. version, 'PX', ARGV[2])
 return version
 """
+
+_ACQUIRE_ONCE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local version = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. version, 'PX', ARGV[2])
+redis.call('SET', KEYS[3], version, 'PX', ARGV[3])
+return version
+"""
+
+# How long a fetch message's receipt is kept, in ms: longer than any redelivery delay
+# (the broker's visibility timeout, one hour by default).
+RECEIPT_TTL_MS = 24 * 3600 * 1000
 
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -57,6 +72,7 @@ class StreamLocks:
         self.prefix = prefix
         self.timeout_ms = timeout_ms
         self._acquire = connection.register_script(_ACQUIRE)
+        self._acquire_once = connection.register_script(_ACQUIRE_ONCE)
         self._extend = connection.register_script(_EXTEND)
         self._release = connection.register_script(_RELEASE)
 
@@ -67,6 +83,22 @@ class StreamLocks:
         version = self._acquire(keys=[keys.lock, keys.seq], args=[token, self.timeout_ms])
         if version is None:
             return None
+        return BatchLease(stream=stream, version=int(version), token=token)
+
+    def acquire_once(self, stream: str, receipt: str) -> BatchLease | str:
+        """Take the lock for the fetch message `receipt` (its task id) at most once.
+
+        Return the lease, or why not: "batch_in_flight" or "duplicate" (this message
+        already started a batch).
+        """
+        keys = StreamKeys(self.prefix, stream)
+        token = secrets.token_hex(8)
+        version = self._acquire_once(keys=[keys.lock, keys.seq, keys.fetch_receipt(receipt)],
+                                     args=[token, self.timeout_ms, RECEIPT_TTL_MS])
+        if version is None:
+            return "batch_in_flight"
+        if int(version) < 0:
+            return "duplicate"
         return BatchLease(stream=stream, version=int(version), token=token)
 
     def extend(self, lease: BatchLease) -> bool:
