@@ -1,0 +1,1 @@
+"""Benchmarks of data-streams against the floor: `python -m bench` (see docs/benchmarks.md)."""

@@ -1,0 +1,107 @@
+"""The benchmark table (markdown) and docs/benchmarks.md: machine, table, method, findings.
+
+The findings are prose kept in bench/findings.md and copied in verbatim, so a new run
+refreshes the figures without losing the analysis.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from devtools.procs import ROOT
+
+DOC = ROOT / "docs" / "benchmarks.md"
+FINDINGS = ROOT / "bench" / "findings.md"
+
+
+def _n(value: float) -> str:
+    return f"{value / 1e6:g}M" if value >= 1e6 else f"{value / 1e3:g}k"
+
+
+def _row(*cells: Any) -> str:
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def _ingest(rows: list[dict[str, float]]) -> list[str]:
+    lines = ["### 1. Ingest throughput (start of batch to publication; target >= 0.8x)", "",
+             _row("records", "floor rec/s", "ours rec/s", "floor s", "ours s", "ours/floor",
+                  "ours s to whole", "floor/whole"),
+             _row(*["---"] * 8)]
+    lines += [_row(_n(r["records"]), f"{r['floor_rps']:,.0f}", f"{r['ours_rps']:,.0f}",
+                   f"{r['floor_s']:.2f}", f"{r['ours_s']:.2f}", f"{r['ratio']:.2f}x",
+                   f"{r['whole_s']:.2f}", f"{r['whole_ratio']:.2f}x")
+              for r in rows]
+    return lines
+
+
+def _publish(rows: list[dict[str, float]]) -> list[str]:
+    lines = ["### 2. Publish cost (target < 5 ms at 1M, flat)", "",
+             _row("records", "PUBLISH Lua step (ms)", "whole settle (ms)"),
+             _row(*["---"] * 3)]
+    lines += [_row(_n(r["records"]), f"{r['lua_ms']:.3f}", f"{r['settle_ms']:,.1f}")
+              for r in rows]
+    return lines
+
+
+def _reads(r: dict[str, float]) -> list[str]:
+    return ["### 3. Reads, GET /data?limit=100, 16 connections (target >= 0.8x rps, "
+            "p99 <= 1.5x)", "",
+            _row("endpoint", "req/s", "p50 ms", "p99 ms"), _row(*["---"] * 4),
+            _row("bare ZRANGE 100", f"{r['bare_rps']:,.0f}", f"{r['bare_p50_ms']:.2f}",
+                 f"{r['bare_p99_ms']:.2f}"),
+            _row("/streams/<name>/data", f"{r['ours_rps']:,.0f}", f"{r['ours_p50_ms']:.2f}",
+                 f"{r['ours_p99_ms']:.2f}"),
+            _row("ratio ours/bare", f"{r['rps_ratio']:.2f}x", "",
+                 f"{r['p99_ratio']:.2f}x")]
+
+
+def _memory(r: dict[str, Any]) -> list[str]:
+    lines = ["### 4. Memory per record (target <= 2x raw JSON)", "",
+             _row("what", "bytes/record", "x raw JSON"), _row(*["---"] * 3),
+             _row("raw JSON (canonical member)", f"{r['raw_bytes']:.0f}", "1.00x"),
+             _row("records zset", f"{r['zset_bytes']:.0f}", f"{r['zset_ratio']:.2f}x"),
+             _row("all keys of the version", f"{r['all_bytes']:.0f}", f"{r['all_ratio']:.2f}x")]
+    lines += [_row(f"  of which `{key}`", f"{size:.1f}", "")
+              for key, size in sorted(r["per_key"].items())]
+    return lines
+
+
+def _scaling(rows: list[dict[str, float]], setup: dict[str, int]) -> list[str]:
+    lines = [f"### 5. Scaling: {setup['streams']} streams x {_n(setup['per_stream'])} "
+             f"records at once, upstream +{setup['delay_ms']} ms per page", "",
+             _row("fetch workers = ingest consumers", "rec/s", "seconds", "speed-up"),
+             _row(*["---"] * 4)]
+    first = rows[0]["rps"]
+    lines += [_row(r["concurrency"], f"{r['rps']:,.0f}", f"{r['seconds']:.2f}",
+                   f"{r['rps'] / first:.2f}x") for r in rows]
+    return lines
+
+
+def tables(results: dict[str, Any]) -> str:
+    """Return every measured part as markdown tables."""
+    blocks: list[list[str]] = []
+    if "ingest" in results:
+        blocks.append(_ingest(results["ingest"]))
+    if "publish" in results:
+        blocks.append(_publish(results["publish"]))
+    if "reads" in results:
+        blocks.append(_reads(results["reads"]))
+    if "memory" in results:
+        blocks.append(_memory(results["memory"]))
+    if "scaling" in results:
+        blocks.append(_scaling(results["scaling"], results["scaling_setup"]))
+    return "\n\n".join("\n".join(block) for block in blocks)
+
+
+def write(results: dict[str, Any], table: str) -> None:
+    """Write docs/benchmarks.md: machine, the table, then bench/findings.md."""
+    machine = results["machine"]
+    head = ["# Benchmarks", "",
+            f"Measured by `make bench` (`python -m bench{' --quick' if results['quick'] else ''}`)"
+            f" on {time.strftime('%Y-%m-%d')} in {results['seconds'] / 60:.1f} minutes; "
+            "every floor and baseline in the same run, on the same machine.", "",
+            "Machine: " + ", ".join(f"{key} {value}" for key, value in machine.items()) + ".",
+            "", "## Results", ""]
+    findings = FINDINGS.read_text() if FINDINGS.exists() else ""
+    DOC.write_text("\n".join(head) + table + "\n\n" + findings)
