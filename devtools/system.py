@@ -86,7 +86,7 @@ class System:
     def _ready(self, name: str) -> bool:
         if name.startswith("web"):
             try:
-                return self.http.get(self.api("/streams"), timeout=1).status_code == 200
+                return self.http.get(self.api("/healthz"), timeout=1).status_code == 200
             except requests.RequestException:
                 return False
         if name.startswith("beat"):

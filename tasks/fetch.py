@@ -104,5 +104,6 @@ def _failed(outbox: Outbox, lease: BatchLease, exc: UpstreamError) -> dict[str, 
     error = exc.to_dict()
     outbox.fail(error)
     log.warning("batch failed stream=%s version=%s kind=%s page=%s",
-                lease.stream, lease.version, exc.kind, exc.page)
+                lease.stream, lease.version, exc.kind, exc.page,
+                extra={"version": lease.version, "page": exc.page, "kind": exc.kind})
     return {"stream": lease.stream, "version": lease.version, "error": error}
