@@ -98,9 +98,13 @@ def test_metrics_move_after_a_batch(ops: System, upstream: Upstream) -> None:
     assert "ds_queue_depth{queue=\"ingest\"}" in before
     version = run_one_batch(ops, upstream, name)
     # The ingest consumer counts the batch just after it publishes: poll the scrape.
-    after = wait_for(lambda: (text := scrape(ops)) and sample(
-        text, "ds_batches_total", stream=name, status="published") >= 1 and text,
-        what="published batch counted")
+
+    def counted() -> str | None:
+        text = scrape(ops)
+        return text if sample(text, "ds_batches_total", stream=name,
+                              status="published") >= 1 else None
+
+    after = wait_for(counted, what="published batch counted")
     assert sample(after, "ds_upstream_requests_total", stream=name, status="200") >= 3
     assert sample(after, "ds_upstream_request_seconds_count", stream=name) >= 3
     assert sample(after, "ds_batch_records_count", stream=name) >= 1

@@ -117,8 +117,12 @@ def test_compare_is_constant_time(monkeypatch: pytest.MonkeyPatch, both: FlaskCl
 
     seen: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
-    monkeypatch.setattr("app.auth.hmac.compare_digest",
-                        lambda a, b: seen.append((a, b)) or real(a, b))
+
+    def spy(a: bytes, b: bytes) -> bool:
+        seen.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr("app.auth.hmac.compare_digest", spy)
     both.get("/streams", headers=bearer(API))
     assert (API.encode(), API.encode()) in seen
 

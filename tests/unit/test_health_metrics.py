@@ -58,7 +58,7 @@ def test_broker_error_is_not_ready() -> None:
         def control(self) -> Any:
             raise ConnectionError("broker gone")
 
-    assert health.workers_check(Broken(), 0.1)["ok"] is False  # type: ignore[arg-type]
+    assert health.workers_check(Broken(), 0.1)["ok"] is False
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
