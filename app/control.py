@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import LockError
 
 from app.exceptions import Conflict, StreamNotFound
+from app.metrics import observe_batch
 from app.schedule import Schedules
 from app.services import Store
 from app.store.keys import StreamKeys
@@ -103,8 +104,10 @@ def cancel_in_flight(store: Store, name: str) -> int | None:
     if holder is None:
         return None
     token, version = holder
-    store.writer.finish(name, version, "cancelled",
-                        {"kind": "cancelled", "message": "cancelled by a stop request"})
+    status = store.writer.finish(name, version, "cancelled",
+                                 {"kind": "cancelled", "message": "cancelled by a stop request"})
+    if status == "cancelled":
+        observe_batch(name, "cancelled")
     store.locks.release(BatchLease(stream=name, version=version, token=token))
     return version
 
