@@ -96,6 +96,11 @@ def _value(text: str) -> Any:
     return text
 
 
+def _expired(stream: str, version: int) -> Gone:
+    return Gone(f"version {version} of {stream!r} has expired; restart from the current "
+                "version", details={"stream": stream, "version": version})
+
+
 class Reader:
     """Reads one stream's published data and batch history."""
 
@@ -114,8 +119,15 @@ class Reader:
         if cursor is not None:
             version, offset, window = cursor.version, cursor.offset, cursor.window
         version = self.resolve(stream, version)
-        start, stop = self.span(stream, version, window)
+        try:
+            start, stop = self.span(stream, version, window)
+        except BatchNotFound:
+            if cursor is None:
+                raise
+            raise _expired(stream, version) from None  # the history dropped the version
         members = self._slice(stream, version, window, (start, stop), offset, limit)
+        if len(members) < min(limit, stop - start - offset):
+            raise _expired(stream, version)  # it expired between the check and the read
         more = stop - start > offset + limit
         next_cursor = Cursor(version, offset + limit, window).encode() if more else None
         return RecordPage(version=version, records=members, next_cursor=next_cursor)
@@ -177,8 +189,7 @@ class Reader:
             raise BadRequest(f"batch {version} of {stream!r} is {status}, not complete",
                              details={"stream": stream, "version": version, "status": status})
         if not exists and int(count or 0) > 0:
-            raise Gone(f"version {version} of {stream!r} has expired; restart from the "
-                       "current version", details={"stream": stream, "version": version})
+            raise _expired(stream, version)
 
     def batch(self, stream: str, version: int) -> dict[str, Any]:
         raw = self.connection.hgetall(StreamKeys(self.prefix, stream).batch(version))

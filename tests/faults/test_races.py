@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import orjson
@@ -102,7 +104,7 @@ def test_duplicated_fetch_runs_one_batch(system: System, api: Api, upstream: Ups
     wait_for(lambda: len(api.batches(name)) + skips(system, name) >= 4 and
              api.status(name)["in_progress"] is None, what="the three ticks")
     spans = sorted((b["started_at"], b["finished_at"]) for b in api.batches(name))
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
 
 
 def _entries(records: list[Any]) -> list[list[Any]]:
@@ -145,7 +147,7 @@ def test_late_batch_never_publishes_over_a_newer_one(system: System, api: Api,
         return row if row and row["status"] != "running" else None
 
     for lease, verdict in ((stale, "stale"), (superseded, "superseded")):
-        row = wait_for(lambda lease=lease: ended(lease.version), what=f"{verdict} batch")
+        row = wait_for(partial(ended, lease.version), what=f"{verdict} batch")
         assert row["status"] == "abandoned"
         assert row["error"]["kind"] in ("stale", "superseded", "abandoned")
     assert newer > stale.version

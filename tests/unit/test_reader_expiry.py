@@ -1,0 +1,42 @@
+"""Expired versions answer Gone, never an empty page, whatever part of them expired."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from app.exceptions import BatchNotFound, Gone
+from app.services import Store
+from app.store.keys import StreamKeys
+from app.store.reader import Cursor, Reader
+from tests.unit.test_reader import publish, s  # noqa: F401 (fixture)
+
+
+def test_cursor_of_a_version_dropped_from_history_is_gone(s: Store,  # noqa: F811
+                                                          redis: fakeredis.FakeRedis) -> None:
+    version = publish(s, [{"id": i} for i in range(5)])
+    cursor = s.reader.read("s", limit=2).next_cursor
+    assert cursor is not None
+    keys = StreamKeys("ds", "s")
+    redis.delete(keys.batch(version), keys.records(version))
+
+    with pytest.raises(Gone):
+        s.reader.read("s", limit=2, cursor=Cursor.decode(cursor))
+    with pytest.raises(BatchNotFound):
+        s.reader.read("s", limit=2, version=version)
+
+
+def test_version_expiring_during_a_read_is_gone_not_empty(
+        s: Store, redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    version = publish(s, [{"id": i} for i in range(5)])
+    span = Reader.span
+
+    def span_then_expire(self: Reader, *args: object) -> tuple[int, int]:
+        found = span(self, *args)  # type: ignore[arg-type]
+        redis.delete(StreamKeys("ds", "s").records(version))
+        return found
+
+    monkeypatch.setattr(Reader, "span", span_then_expire)
+    with pytest.raises(Gone):
+        s.reader.read("s", limit=2, version=version)
