@@ -182,6 +182,14 @@ def metrics() -> Response:
                     headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def _celery_child_exited(**_: object) -> None:
+    process_exited(os.getpid())
+
+
 def init_app(app: Flask) -> None:
-    """Serve /metrics."""
+    """Serve /metrics; have Celery pool children mark themselves dead when they exit."""
+    from celery.signals import worker_process_shutdown
+
     app.register_blueprint(bp)
+    worker_process_shutdown.connect(_celery_child_exited, weak=False,
+                                    dispatch_uid="ds-metrics-child-exit")
