@@ -43,6 +43,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         data,
         errors,
         openapi,
+        redis_checks,
         schema,
         services,
         streams,
@@ -51,6 +52,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     services.init_app(app)
     celery_app.celery_init_app(app)
+    redis_checks.init_app(app)
     errors.init_app(app)
     from app import auth, health, metrics
 
