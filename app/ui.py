@@ -52,7 +52,7 @@ def overview() -> Response:
     store = get_store()
     streams = [stream_summary(store, schedules, name, now)
                for name in store.definitions.names()]
-    return jsonify({"now": iso(now), "flower_url": current_app.config.get("FLOWER_URL"),
+    return jsonify({"now": iso(now), "flower_url": current_app.config.get("UI_FLOWER_URL"),
                     "stale_intervals": STALE_INTERVALS, "streams": streams})
 
 

@@ -26,8 +26,9 @@ VISIBILITY_TIMEOUT = 3600
 # consumer can finish storing the last pages of a batch after the fetch has ended.
 LOCK_SLACK_SECONDS = 120
 
-# Flower (Celery monitor) as the status page links to it.
-FLOWER_URL = "http://127.0.0.1:5555"
+# Where the status page links to Flower. Not FLOWER_*: Flower reads every such variable
+# as one of its own options and refuses to start on an unknown one.
+UI_FLOWER_URL = "http://127.0.0.1:5555"
 
 # How many published versions stay readable.
 KEEP_VERSIONS = 3

@@ -82,7 +82,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_PAGE_LIMIT": _int(env, "MAX_PAGE_LIMIT", defaults.MAX_PAGE_LIMIT),
         "MAX_PAGES": _int(env, "MAX_PAGES", defaults.MAX_PAGES),
         "ALLOWED_SOURCE_HOSTS": _list(env, "ALLOWED_SOURCE_HOSTS"),
-        "FLOWER_URL": env.get("FLOWER_URL") or defaults.FLOWER_URL,
+        "UI_FLOWER_URL": env.get("UI_FLOWER_URL") or defaults.UI_FLOWER_URL,
         "CUSTOM_MIDDLEWARE_PREFIXES": (_list(env, "CUSTOM_MIDDLEWARE_PREFIXES")
                                        or list(defaults.CUSTOM_MIDDLEWARE_PREFIXES)),
         # Security and operations (docs/operations.md): bearer tokens, probes, logs.
