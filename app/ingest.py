@@ -16,6 +16,7 @@ from celery import shared_task
 from app import metrics, protocol, publishing
 from app.services import get_store
 from app.store.batches import WHOLE
+from app.store.deliveries import MAX_DELIVERIES, Deliveries
 from app.store.locks import BatchLease
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,26 @@ def _observe(batch: dict[str, Any], lease: BatchLease, verdict: str) -> None:
                           records)
 
 
+def _poisoned(lease: BatchLease, message: str) -> bool:
+    """Fail the batch instead of taking `message` once more than MAX_DELIVERIES times.
+
+    reject_on_worker_lost requeues a message whose pool child died; one that kills every
+    child it reaches would loop forever, so its batch ends failed and the message is acked.
+    """
+    store = get_store()
+    counter = Deliveries(store.connection, store.definitions.prefix,
+                         store.writer.retention.staging_ttl_ms)
+    if not counter.poisoned(lease, message):
+        return False
+    store.writer.finish(lease.stream, lease.version, "failed",
+                        {"kind": "poison", "message": f"{message} was delivered more than "
+                                                      f"{MAX_DELIVERIES} times"})
+    store.locks.release(lease)
+    log.error("batch failed stream=%s version=%s kind=poison message=%s",
+              lease.stream, lease.version, message)
+    return True
+
+
 @shared_task(name=protocol.BEGIN, **_RELIABLE)
 def begin(stream: str, version: int, token: str) -> None:
     """Record the start of a batch."""
@@ -55,6 +76,8 @@ def page(stream: str, version: int, token: str, number: int,
          entries: dict[str, Any] | list[list[Any]]) -> None:
     """Stage one page of records, then publish if the batch is now whole."""
     lease = BatchLease(stream, version, token)
+    if _poisoned(lease, f"page:{number}"):
+        return
     members, scores, count = protocol.unpack(entries)
     verdict = get_store().writer.store_packed(lease, number, members, scores, count)
     log.debug("page stream=%s version=%s page=%s records=%s verdict=%s",
@@ -68,6 +91,8 @@ def complete(stream: str, version: int, token: str, pages: int, records: int,
              info: dict[str, Any]) -> None:
     """Record the batch's totals, then publish if every page has arrived."""
     lease = BatchLease(stream, version, token)
+    if _poisoned(lease, "complete"):
+        return
     fields = {key: value if isinstance(value, str) else orjson.dumps(value).decode()
               for key, value in info.items()}
     get_store().writer.complete(lease, pages, records, fields)

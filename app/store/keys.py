@@ -15,6 +15,7 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:{s}:b:<v>            hash    batch metadata: status, counts, times, error (JSON)
     P:{s}:b:<v>:rec        zset    the batch's records: member canonical JSON, score order
     P:{s}:b:<v>:pages      hash    page number -> records received (idempotent page receipt)
+    P:{s}:b:<v>:dlv        hash    "<message>:<page>" -> deliveries (poison bound; `deliveries`)
     P:{s}:b:<v>:dig        hash    record key -> content digest of version v (`changes`)
     P:{s}:b:<v>:chg        zset    v's change set against the version it replaced (`changes`)
     P:{s}:rl:next          string  epoch ms of the next free slot of the shared request budget
@@ -83,6 +84,9 @@ class StreamKeys:
 
     def pages(self, version: int) -> str:
         return f"{self._base}:b:{version}:pages"
+
+    def deliveries(self, version: int) -> str:
+        return f"{self._base}:b:{version}:dlv"
 
     def digests(self, version: int) -> str:
         return f"{self._base}:b:{version}:dig"
