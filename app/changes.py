@@ -41,11 +41,6 @@ def change_set(candidate: Candidate) -> dict[str, str]:
     return {} if diff is None else {"changes": diff.to_field()}
 
 
-def keep(candidate: Candidate) -> None:
-    """Keep the change set of a batch that settled published or quarantined."""
-    change_sets(candidate.store).keep(candidate.stream, candidate.version)
-
-
 class ChangesQuery(BaseModel):
     """Query of GET /streams/<name>/changes."""
 

@@ -96,7 +96,6 @@ def settle(store: Store, stream: str, version: int) -> str:
         verdict = store.writer.quarantine(stream, version, "; ".join(reasons), extra)
     else:
         verdict = store.writer.try_publish(stream, version, extra)
-    changes.keep(found)
     log.info("batch settled stream=%s version=%s verdict=%s%s", stream, version, verdict,
              f" reason={reasons[0]}" if reasons else "")
     return verdict

@@ -139,7 +139,8 @@ class BatchWriter:
             args += [field, value]
         verdict = str(self._publish(
             keys=[keys.batch(version), keys.records(version), keys.pages(version),
-                  keys.current, keys.lock], args=args))
+                  keys.current, keys.lock, keys.digests(version), keys.changes(version)],
+            args=args))
         if verdict == "published":
             self._retire_old_versions(keys, version)
         return verdict

@@ -11,9 +11,9 @@ Structures (built by `keys.StreamKeys`; ``k`` is a record's key as canonical JSO
 JSON never holds a raw control character, so members sort by key first and a
 lexicographic range (ZRANGEBYLEX) pages through one change set, or through several in step.
 Both keys are written by the publish preparer with the staging TTL (idempotently: two
-consumers write the same members), made persistent by `keep` once the batch is
-published or quarantined, and expired with the rest of the batch by `BatchWriter`:
-``dig`` with the records, ``chg`` with the metadata (the history).
+consumers write the same members), made persistent by the publish script in the same
+atomic step that publishes or quarantines the batch, and expired with the rest of the
+batch by `BatchWriter`: ``dig`` with the records, ``chg`` with the metadata (the history).
 """
 
 from __future__ import annotations
@@ -141,12 +141,3 @@ class ChangeSets:
             pipe.execute()
         dig.clear()
         chg.clear()
-
-    def keep(self, stream: str, version: int) -> None:
-        """Make a published or quarantined batch's change data outlive the staging TTL."""
-        keys = StreamKeys(self.prefix, stream)
-        if self.connection.hget(keys.batch(version), "status") in ("complete", "quarantined"):
-            with self.connection.pipeline(transaction=False) as pipe:
-                pipe.persist(keys.digests(version))
-                pipe.persist(keys.changes(version))
-                pipe.execute()

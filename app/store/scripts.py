@@ -68,7 +68,7 @@ redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 return 'running'
 """
 
-# KEYS: meta, rec, pages, current, lock.
+# KEYS: meta, rec, pages, current, lock, digests, changes.
 # ARGV: version, now, grace_s, mode, reason, field1, value1, ...
 # The fenced commit. mode "auto" publishes a running batch whose every page has arrived,
 # whose lock no other batch holds, and that is newer than the current version; mode
@@ -98,11 +98,14 @@ if verdict then
   redis.call('HSET', KEYS[1], 'status', 'abandoned', 'finished_at', ARGV[2],
              'error', cjson.encode({kind = verdict,
                                     message = 'a newer batch owns the stream'}))
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-  redis.call('EXPIRE', KEYS[3], ARGV[3])
+  for i = 2, 7 do if i ~= 4 and i ~= 5 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end end
   return verdict
 end
+-- The records and their change data become permanent in the same step as the pointer,
+-- so no crash between two steps can leave a published batch without its change set.
 redis.call('PERSIST', KEYS[2])
+redis.call('PERSIST', KEYS[6])
+redis.call('PERSIST', KEYS[7])
 redis.call('DEL', KEYS[3])
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if holder == mine then redis.call('DEL', KEYS[5]) end

@@ -176,3 +176,18 @@ def test_drop_ratio_gate_quarantines_a_shrunken_batch(store: Store) -> None:
     assert store.writer.discard("s", shrunk.version) == "discarded"
     assert store.writer.publish_quarantined("s", shrunk.version) == "not_quarantined"
     assert store.reader.current_version("s") == full.version
+
+
+def test_publish_makes_the_change_set_permanent_in_the_same_step(
+        s: Store, redis: fakeredis.FakeRedis) -> None:
+    first = run_batch(s, [[{"id": 1}, {"id": 2}]])
+    publishing.settle(s, "s", first.version)
+    second = run_batch(s, [[{"id": 2}, {"id": 3}]])
+
+    assert publishing.settle(s, "s", second.version) == "published"
+
+    keys = StreamKeys("ds", "s")
+    assert redis.exists(keys.changes(second.version), keys.digests(second.version)) == 2
+    assert redis.ttl(keys.changes(second.version)) == -1
+    assert redis.ttl(keys.digests(second.version)) == -1
+    assert s.reader.batch("s", second.version)["changes"]["added"] == 1
