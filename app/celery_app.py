@@ -26,6 +26,6 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.set_default()
     if app.config.get("REDIS_CLIENT") is not None:
         # Tests hand in one client (fakeredis): RedBeat uses it too instead of dialling out.
-        celery_app.redbeat_redis = app.config["REDIS_CLIENT"]  # type: ignore[attr-defined]
+        celery_app.redbeat_redis = app.config["REDIS_CLIENT"]
     app.extensions["celery"] = celery_app
     return celery_app

@@ -58,10 +58,12 @@ def read_data(name: str) -> Response:
     name = validation.stream_name(name)
     store = get_store()
     query = validation.query(DataQuery)
-    definition = control.require(store, name)
-    window = _window(query, definition)
+    # Only a score range needs the definition (its order_by); a plain page does not parse it.
+    ranged = bool(query.min or query.max)
+    window = _window(query, control.require(store, name) if ranged else None)
     kind = query.format or _accepted()
     if kind != "json":
+        control.require(store, name)
         return _export(name, kind, query.version, window)
     config = current_app.config
     limit = min(query.limit or config["DEFAULT_PAGE_LIMIT"], config["MAX_PAGE_LIMIT"])
@@ -80,9 +82,9 @@ def _accepted() -> str:
     return {mimetype: kind for kind, mimetype in FORMATS.items()}.get(best or "", "json")
 
 
-def _window(query: DataQuery, definition: StreamDefinition) -> Window:
+def _window(query: DataQuery, definition: StreamDefinition | None) -> Window:
     """Return the score range and direction the query asks for."""
-    if (query.min or query.max) and not definition.order_by:
+    if (query.min or query.max) and not (definition and definition.order_by):
         raise BadRequest("min and max need a stream with order_by",
                          details={"field": "min" if query.min else "max"})
     return Window(_score("min", query.min), _score("max", query.max), query.order == "desc")

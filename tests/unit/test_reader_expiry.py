@@ -8,7 +8,7 @@ import pytest
 from app.exceptions import BatchNotFound, Gone
 from app.services import Store
 from app.store.keys import StreamKeys
-from app.store.reader import Cursor, Reader
+from app.store.reader import Cursor, Reader, Window
 from tests.unit.test_reader import publish, s  # noqa: F401 (fixture)
 
 
@@ -38,5 +38,14 @@ def test_version_expiring_during_a_read_is_gone_not_empty(
         return found
 
     monkeypatch.setattr(Reader, "span", span_then_expire)
+    with pytest.raises(Gone):  # a score range is read in two steps: span, then slice
+        s.reader.read("s", limit=2, version=version, window=Window(low=0))
+
+
+def test_a_plain_page_reads_check_and_data_in_one_transaction(
+        s: Store, redis: fakeredis.FakeRedis) -> None:  # noqa: F811
+    version = publish(s, [{"id": i} for i in range(5)])
+    redis.delete(StreamKeys("ds", "s").records(version))
+
     with pytest.raises(Gone):
         s.reader.read("s", limit=2, version=version)
