@@ -22,6 +22,7 @@ import orjson
 from redis import Redis
 
 from app.exceptions import BadRequest, BatchNotFound, Gone, NoCompleteBatch, StreamNotFound
+from app.store import scripts
 from app.store.keys import StreamKeys
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -107,6 +108,10 @@ class Reader:
     def __init__(self, connection: Redis, prefix: str) -> None:
         self.connection = connection
         self.prefix = prefix
+        self._read_page = connection.register_script(scripts.READ_PAGE)
+        # The current version each stream had at this process's last read: a guess the
+        # read script verifies, never an answer by itself.
+        self._last_current: dict[str, int] = {}
 
     def current_version(self, stream: str) -> int | None:
         raw = self.connection.get(StreamKeys(self.prefix, stream).current)
@@ -136,42 +141,39 @@ class Reader:
 
     def _read_ranks(self, stream: str, version: int | None, offset: int, limit: int,
                     window: Window, pinned: bool) -> RecordPage:
-        """Read a page by rank: two round trips, or one when the version is pinned.
+        """Read a page by rank in one round trip (the hot path of /data).
 
-        The hot path of /data: it checks the stream is defined (a key lookup, no
-        definition parsing) in the same round trips as the data it reads.
+        Without a version, the reader sends the current version it saw last; the script
+        checks it against the pointer atomically and answers "moved" when a newer batch
+        was published since, and the read is retried once with the real one. Existence of
+        the stream is a key lookup in the same step; the definition is not parsed.
         """
         keys = StreamKeys(self.prefix, stream)
-        if version is None:
-            with self.connection.pipeline(transaction=False) as pipe:
-                pipe.get(keys.current)
-                pipe.exists(keys.definition)
-                current, defined = pipe.execute()
-            if not defined:
+        guessed = version is None
+        target = version if version is not None else self._last_current.get(stream, 0)
+        for _ in range(3):
+            reply: Any = self._read_page(
+                keys=[keys.definition, keys.batch(target), keys.records(target), keys.current],
+                args=[target, offset, offset + limit - 1, int(window.descending), int(guessed)])
+            if reply[0] != "moved":
+                break
+            if not reply[2]:
                 raise StreamNotFound(stream)
-            if current is None:
+            if not reply[1]:
                 raise NoCompleteBatch(stream)
-            version = int(current)
-        name = keys.records(version)
-        last = offset + limit - 1
-        with self.connection.pipeline(transaction=True) as pipe:
-            pipe.exists(keys.definition)
-            pipe.hmget(keys.batch(version), "status", "records")
-            pipe.exists(name)
-            pipe.zcard(name)
-            if window.descending:
-                pipe.zrevrange(name, offset, last)
-            else:
-                pipe.zrange(name, offset, last)
-            defined, (status, count), exists, total, members = pipe.execute()
+            target = self._last_current[stream] = int(reply[1])
+        else:
+            raise Gone(f"{stream!r} kept publishing during the read; retry",
+                       details={"stream": stream})
+        defined, status, count, exists, total, members = reply
         if not defined:
             raise StreamNotFound(stream)
-        if status is None and pinned:
-            raise _expired(stream, version)  # the history dropped the version
-        self._check_readable(stream, version, status, count, bool(exists))
+        if not status and pinned:
+            raise _expired(stream, target)  # the history dropped the version
+        self._check_readable(stream, target, status or None, count, bool(exists))
         more = int(total) > offset + limit
-        next_cursor = Cursor(version, offset + limit, window).encode() if more else None
-        return RecordPage(version=version, records=list(members), next_cursor=next_cursor)
+        next_cursor = Cursor(target, offset + limit, window).encode() if more else None
+        return RecordPage(version=target, records=list(members), next_cursor=next_cursor)
 
     def export(self, stream: str, version: int, window: Window, chunk: int
                ) -> Iterator[list[str]]:

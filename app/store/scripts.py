@@ -139,3 +139,26 @@ if m[2] and redis.call('GET', KEYS[4]) == m[2] .. ':' .. ARGV[1] then
 end
 return ARGV[2]
 """
+
+# KEYS: definition, meta, rec, current. ARGV: version, first rank, last rank,
+# "1" for descending, "1" to require that `version` is still the current one.
+# One page of a version with everything that decides whether it may be served, read in
+# one atomic step: the version cannot expire between the check and the read. A reader
+# that guessed the current version learns the real one ("moved") instead of stale data.
+READ_PAGE = """
+if ARGV[5] == '1' then
+  local current = redis.call('GET', KEYS[4])
+  if current ~= ARGV[1] then
+    return {'moved', current or '', redis.call('EXISTS', KEYS[1])}
+  end
+end
+local m = redis.call('HMGET', KEYS[2], 'status', 'records')
+local members
+if ARGV[4] == '1' then
+  members = redis.call('ZREVRANGE', KEYS[3], ARGV[2], ARGV[3])
+else
+  members = redis.call('ZRANGE', KEYS[3], ARGV[2], ARGV[3])
+end
+return {redis.call('EXISTS', KEYS[1]), m[1] or '', m[2] or '0', redis.call('EXISTS', KEYS[3]),
+        redis.call('ZCARD', KEYS[3]), members}
+"""

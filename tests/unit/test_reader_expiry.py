@@ -49,3 +49,14 @@ def test_a_plain_page_reads_check_and_data_in_one_transaction(
 
     with pytest.raises(Gone):
         s.reader.read("s", limit=2, version=version)
+
+
+def test_a_reader_that_guessed_an_old_current_version_reads_the_new_one(
+        s: Store) -> None:  # noqa: F811
+    first = publish(s, [{"id": 1}])
+    assert s.reader.read("s", limit=10).version == first
+    second = publish(s, [{"id": 2}])
+
+    page = s.reader.read("s", limit=10)
+
+    assert (page.version, page.records) == (second, ['{"id":2}'])
