@@ -85,7 +85,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "UI_FLOWER_URL": env.get("UI_FLOWER_URL") or defaults.UI_FLOWER_URL,
         "CUSTOM_MIDDLEWARE_PREFIXES": (_list(env, "CUSTOM_MIDDLEWARE_PREFIXES")
                                        or list(defaults.CUSTOM_MIDDLEWARE_PREFIXES)),
-        # Security and operations (docs/operations.md): bearer tokens, probes, logs.
+        # Security and operations (README): bearer tokens, probes, logs.
         "API_TOKEN": env.get("API_TOKEN", ""),
         "READ_TOKEN": env.get("READ_TOKEN", ""),
         "READY_TIMEOUT_SECONDS": float(env.get("READY_TIMEOUT_SECONDS")

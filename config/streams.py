@@ -54,7 +54,7 @@ class StreamDefinition(BaseModel):
     middleware: list[MiddlewareSpec] = Field(
         default_factory=list, max_length=50,
         description="Ordered record transforms the worker applies to every page "
-                    "(docs/middleware.md).")
+                    "(README, Middleware).")
     on_schema_drift: Literal["ignore", "quarantine"] = Field(
         default="ignore",
         description="Quarantine a batch whose schema differs from the published one.")

@@ -22,7 +22,8 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:{s}:rl:until         string  epoch ms until which fetches wait (budget, 429, X-RateLimit)
     P:{s}:oauth            string  cached OAuth2 access token, encrypted; PX = its lifetime
 
-Batch status moves: running -> complete | failed | abandoned | cancelled. Staging keys
+Batch status moves: running -> complete | failed | abandoned | cancelled | quarantined,
+and quarantined -> complete | discarded (by hand). Staging keys
 (`rec`, `pages`) of a running batch expire unless published; a replaced version keeps its
 `rec` for a grace period (EXPIRE, never DEL), and the newest KEEP_VERSIONS stay readable.
 RedBeat keeps its schedule entries under its own prefix ``{redbeat}:``.

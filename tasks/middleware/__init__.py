@@ -3,7 +3,7 @@
 The worker builds one `Chain` per batch from the stream definition and passes each page's
 records through it before sending them to data-streams; `Chain.finish` releases records
 a step held back until the last page. Write custom middleware against `Middleware`
-(see `tasks.middleware.examples` and docs/middleware.md).
+(see `tasks.middleware.examples` and the README's Middleware section).
 """
 
 from tasks.middleware.base import BatchContext, Middleware, RecordMiddleware
