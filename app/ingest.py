@@ -15,7 +15,7 @@ from celery import shared_task
 
 from app import metrics, protocol, publishing
 from app.services import get_store
-from app.store.batches import WHOLE
+from app.store.batches import WHOLE, parse_time
 from app.store.deliveries import MAX_DELIVERIES, Deliveries
 from app.store.locks import BatchLease
 
@@ -35,8 +35,8 @@ def _publish(lease: BatchLease) -> str:
 
 def _observe(batch: dict[str, Any], lease: BatchLease, verdict: str) -> None:
     """Count a settled batch; time and size it when it was published."""
-    started = metrics.parse_time(batch.get("started_at"))
-    published = metrics.parse_time(batch.get("published_at"))
+    started = parse_time(batch.get("started_at"))
+    published = parse_time(batch.get("published_at"))
     seconds = (published - started).total_seconds() if started and published else None
     records = int(batch["records"]) if verdict == "published" and "records" in batch else None
     metrics.observe_batch(lease.stream, verdict, seconds if verdict == "published" else None,

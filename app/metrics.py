@@ -43,6 +43,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from app.services import Store, get_store
+from app.store.batches import parse_time
 
 QUEUES = ("fetch", "ingest")
 # kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists beside its own.
@@ -89,17 +90,6 @@ def observe_rate_limit_wait(stream: str, seconds: float) -> None:
     """Count one wait for the stream's rate limit."""
     RATE_WAITS.labels(stream or "-").inc()
     RATE_WAIT_SECONDS.labels(stream or "-").inc(seconds)
-
-
-def parse_time(raw: object) -> datetime | None:
-    """Return an ISO-8601 time as an aware datetime, or None."""
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class RedisCollector(Collector):

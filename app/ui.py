@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from app import validation
 from app.schedule import Schedules
 from app.services import Store, get_store
+from app.store.batches import parse_time
 
 bp = Blueprint("ui", __name__)
 
@@ -83,14 +84,7 @@ def published_at(batch: dict[str, Any] | None) -> datetime | None:
     """Return when a batch became the current version (published, else finished)."""
     if not batch:
         return None
-    raw = batch.get("published_at") or batch.get("finished_at")
-    if not isinstance(raw, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return parse_time(batch.get("published_at") or batch.get("finished_at"))
 
 
 def is_stale(age_seconds: float | None, interval_seconds: int | None) -> bool:
