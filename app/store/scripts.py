@@ -106,7 +106,7 @@ end
 redis.call('PERSIST', KEYS[2])
 redis.call('PERSIST', KEYS[6])
 redis.call('PERSIST', KEYS[7])
-redis.call('DEL', KEYS[3])
+redis.call('UNLINK', KEYS[3])
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if holder == mine then redis.call('DEL', KEYS[5]) end
 if mode == 'quarantine' then
