@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from app import answers, control, openapi, validation
 from app.exceptions import Conflict
-from app.services import get_store
+from app.services import Store, get_store
 
 bp = Blueprint("batches", __name__, url_prefix="/streams")
 
@@ -22,13 +22,20 @@ def list_batches(name: str) -> Response:
     return jsonify({"stream": name, "batches": store.reader.batches(name, limit)})
 
 
+def _batch_of(name: str, version: int) -> tuple[str, Store]:
+    """Return the checked stream name and the store, once the batch is known to exist."""
+    name = validation.stream_name(name)
+    store = get_store()
+    control.require(store, name)
+    store.reader.batch(name, version)
+    return name, store
+
+
 @bp.get("/<name>/batches/<int:version>")
 @openapi.document(ok=answers.BatchAnswer, tags=("batches",))
 def get_batch(name: str, version: int) -> Response:
     """Describe one batch."""
-    name = validation.stream_name(name)
-    store = get_store()
-    control.require(store, name)
+    name, store = _batch_of(name, version)
     return jsonify({"stream": name, "batch": store.reader.batch(name, version)})
 
 
@@ -36,10 +43,7 @@ def get_batch(name: str, version: int) -> Response:
 @openapi.document(ok=answers.BatchAnswer, tags=("batches",))
 def publish_batch(name: str, version: int) -> Response:
     """Publish a quarantined batch by hand (it must still be newer than the current)."""
-    name = validation.stream_name(name)
-    store = get_store()
-    control.require(store, name)
-    store.reader.batch(name, version)
+    name, store = _batch_of(name, version)
     verdict = store.writer.publish_quarantined(name, version)
     if verdict != "published":
         raise Conflict(f"batch {version} cannot be published: {verdict}",
@@ -51,10 +55,7 @@ def publish_batch(name: str, version: int) -> Response:
 @openapi.document(ok=answers.BatchAnswer, tags=("batches",))
 def discard_batch(name: str, version: int) -> Response:
     """Discard a quarantined batch; its records expire after the grace period."""
-    name = validation.stream_name(name)
-    store = get_store()
-    control.require(store, name)
-    store.reader.batch(name, version)
+    name, store = _batch_of(name, version)
     status = store.writer.discard(name, version)
     if status != "discarded":
         raise Conflict(f"batch {version} is {status}, only a quarantined batch can be "
