@@ -17,7 +17,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from pydantic import BaseModel, Field
 from spectree import Response as Answers
-from spectree import SpecTree
+from spectree import SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.models import SecureType
 from spectree.plugins.flask_plugin import FlaskPlugin
 
 ERROR_STATUSES = (400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500)
@@ -45,11 +46,19 @@ class _DocumentOnly(FlaskPlugin):
         return func(*args[11:], **kwargs)
 
 
+# Tokens are optional by configuration, so the scheme is declared without a global
+# requirement: a document that required it would be wrong for a server without tokens.
+BEARER = SecurityScheme(name="bearer", data=SecuritySchemeData(
+    type=SecureType.HTTP, scheme="bearer",
+    description="Required when the server sets API_TOKEN (every method but GET, HEAD and "
+                "OPTIONS) or READ_TOKEN (reads; the API token is accepted too)."))
+
 spec = SpecTree("flask", backend=_DocumentOnly, title="data-streams API", version="1",
                 annotations=False, path="docs", mode="normal",
-                validation_error_model=ErrorBody,
+                validation_error_model=ErrorBody, security_schemes=[BEARER],
                 description="A fresh, versioned copy of an external HTTP/JSON API: streams, "
-                            "their data, change feed and batch history.")
+                            "their data, change feed and batch history. With API_TOKEN or "
+                            "READ_TOKEN set, send `Authorization: Bearer <token>`.")
 
 
 def document(*, query: type[BaseModel] | None = None, json: type[BaseModel] | None = None,

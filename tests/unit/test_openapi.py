@@ -38,3 +38,11 @@ def test_docs_page_points_at_the_document(client: FlaskClient) -> None:
 
     assert response.mimetype == "text/html"
     assert "/openapi.json" in response.get_data(as_text=True)
+
+
+def test_the_bearer_scheme_is_declared_without_a_global_requirement(
+        client: FlaskClient) -> None:
+    document = client.get("/openapi.json").json
+
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert not document.get("security")
