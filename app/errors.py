@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from flask import Flask, Response, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from app.exceptions import ApiError, ValidationFailed
+from app.exceptions import ApiError, StoreUnavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,15 @@ def init_app(app: Flask) -> None:
         headers = {name: value for name, value in error.get_headers()
                    if name.lower() != "content-type"}
         return jsonify(body), status, headers
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _store_down(error: redis.RedisError) -> tuple[Response, int, dict[str, str]]:
+        # The client can retry; the log keeps the cause (redis-py names host and port only).
+        log.warning("redis unavailable: %s", type(error).__name__)
+        unavailable = StoreUnavailable("the data store is unreachable; retry shortly")
+        body, status = error_response(unavailable)
+        return body, status, {"Retry-After": str(unavailable.retry_after_seconds)}
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:

@@ -13,7 +13,8 @@
     │   ├── Gone                  410 gone (expired version or cursor)
     │   ├── PayloadTooLarge       413 payload_too_large
     │   ├── UnsupportedMediaType  415 unsupported_media_type
-    │   └── ValidationFailed      422 validation_failed
+    │   ├── ValidationFailed      422 validation_failed
+    │   └── StoreUnavailable      503 store_unavailable (Redis unreachable; Retry-After)
     └── UpstreamError             a fetch failed; `kind` is machine-readable
         └── MiddlewareError       kind "middleware": names the middleware (index, type)
         (kinds: http_status, timeout, connection, invalid_json, records_path,
@@ -105,6 +106,11 @@ class UnsupportedMediaType(ApiError):
 
 class ValidationFailed(ApiError):
     status, code = 422, "validation_failed"
+
+
+class StoreUnavailable(ApiError):
+    status, code = 503, "store_unavailable"
+    retry_after_seconds = 5
 
 
 class UpstreamError(DataStreamsError):

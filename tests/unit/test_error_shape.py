@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask, abort
 from flask.testing import FlaskClient
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from werkzeug.exceptions import TooManyRequests
 
-from app import exceptions
+from app import create_app, exceptions
 from app.services import Store
 from config.streams import StreamDefinition
+from devtools.redis_server import free_port
 
 DEFINITION = {"source": {"url": "http://127.0.0.1:1/x"}}
 
@@ -104,3 +108,17 @@ def test_werkzeug_429_and_unexpected_500_are_json(app: Flask) -> None:
     boom = client.get("/_boom")
     assert "secret detail" not in boom.get_data(as_text=True)
     assert_error_shape(boom, 500)
+
+
+def test_an_unreachable_redis_is_a_503_with_retry_after() -> None:
+    port = free_port()  # nothing listens there
+    app = create_app({"TESTING": True, "REDIS_CLIENT": redis.Redis(
+        port=port, socket_connect_timeout=0.2, decode_responses=True,
+        retry=Retry(NoBackoff(), 0))})  # production retries; the test need not wait
+
+    response = app.test_client().get("/streams")
+
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "store_unavailable"
+    assert response.headers["Retry-After"] == "5"
+    assert str(port) not in response.get_data(as_text=True)
