@@ -19,7 +19,7 @@
         └── MiddlewareError       kind "middleware": names the middleware (index, type)
         (kinds: http_status, timeout, connection, invalid_json, records_path,
          pagination_loop, auth, forbidden_host, response_too_large, middleware,
-         cancelled, lock_lost)
+         cancelled, lock_lost, poison, internal)
 
 Third-party errors (requests, redis) are translated at the boundary that calls them, so
 callers only ever see these.

@@ -8,8 +8,10 @@ announces the totals. Any failure ends the batch as failed; the served version s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from celery import Task, shared_task
@@ -54,6 +56,12 @@ def fetch_stream(self: Task, stream: str) -> dict[str, Any]:
         return _failed(outbox, lease, exc)
     except SoftTimeLimitExceeded:
         return _failed(outbox, lease, UpstreamError("timeout", "fetch exceeded its time limit"))
+    except Exception as exc:
+        # A bug or a lost connection: end the batch now (not when its lock expires), then
+        # let Celery log the traceback. The message names the type only: no data leaks.
+        with contextlib.suppress(Exception):
+            _failed(outbox, lease, UpstreamError("internal", type(exc).__name__))
+        raise
 
 
 def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
@@ -74,11 +82,10 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
             raise UpstreamError("lock_lost", "the batch lost its lock (cancelled or expired)",
                                 page=page.number)
         with bind(page=page.number):
-            kept = chain.apply(page.records, BatchContext(**{**context.__dict__,
-                                                             "page": page.number}))
+            kept = chain.apply(page.records, replace(context, page=page.number))
             records += _send(outbox, definition, schema, page.number, kept)
         pages += 1
-    held = chain.finish(BatchContext(**{**context.__dict__, "page": pages + 1}))
+    held = chain.finish(replace(context, page=pages + 1))
     if held:  # records a middleware held back (dedupe keeping the last) go as a last page
         records += _send(outbox, definition, schema, pages + 1, held)
         pages += 1
