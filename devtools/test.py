@@ -19,9 +19,18 @@ PACKAGES = ["app", "tasks", "config", "devtools", "demo"]
 BROWSER_PACKAGES = ["chromium", "chromium-driver"]
 
 
-def run(title: str, args: list[str], env: dict[str, str] | None = None) -> int:
+# Longest a browser install step may take, in seconds, before the browser test skips.
+INSTALL_TIMEOUT = 600
+
+
+def run(title: str, args: list[str], env: dict[str, str] | None = None,
+        timeout: float | None = None) -> int:
     print(f"\n=== {title}: {' '.join(args)}", flush=True)
-    return subprocess.call(args, cwd=ROOT, env=env)
+    try:
+        return subprocess.call(args, cwd=ROOT, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        print(f"{title}: gave up after {timeout} s", flush=True)
+        return 124
 
 
 def ensure_chromium() -> None:
@@ -36,7 +45,7 @@ def ensure_chromium() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq",
                                                 *BROWSER_PACKAGES]):
-        if run("chromium for the browser test", args, env) != 0:
+        if run("chromium for the browser test", args, env, INSTALL_TIMEOUT) != 0:
             print("chromium install failed: the browser test will skip", flush=True)
             return
 
