@@ -35,6 +35,7 @@ def build_store(connection: redis.Redis, config: dict) -> Store:
     retention = Retention(keep_versions=config["KEEP_VERSIONS"],
                           grace_seconds=config["GRACE_SECONDS"],
                           history_length=config["HISTORY_LENGTH"],
+                          change_history=config["CHANGE_HISTORY"],
                           staging_ttl_ms=lock_ms + config["GRACE_SECONDS"] * 1000,
                           lock_ttl_ms=lock_ms)
     return Store(connection=connection,

@@ -36,6 +36,9 @@ KEEP_VERSIONS = 3
 GRACE_SECONDS = 600
 # How many batches the history of a stream keeps.
 HISTORY_LENGTH = 200
+# How many published versions keep their change sets (GET /changes?since= older than that
+# answers 410: do a full reload). A change set can be as large as its batch.
+CHANGE_HISTORY = 24
 
 # Page size of GET /streams/<name>/data: default and maximum, in records.
 DEFAULT_PAGE_LIMIT = 100

@@ -78,6 +78,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "KEEP_VERSIONS": _int(env, "KEEP_VERSIONS", defaults.KEEP_VERSIONS),
         "GRACE_SECONDS": _int(env, "GRACE_SECONDS", defaults.GRACE_SECONDS),
         "HISTORY_LENGTH": _int(env, "HISTORY_LENGTH", defaults.HISTORY_LENGTH),
+        "CHANGE_HISTORY": _int(env, "CHANGE_HISTORY", defaults.CHANGE_HISTORY),
         "DEFAULT_PAGE_LIMIT": _int(env, "DEFAULT_PAGE_LIMIT", defaults.DEFAULT_PAGE_LIMIT),
         "MAX_PAGE_LIMIT": _int(env, "MAX_PAGE_LIMIT", defaults.MAX_PAGE_LIMIT),
         "MAX_PAGES": _int(env, "MAX_PAGES", defaults.MAX_PAGES),

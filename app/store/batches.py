@@ -51,11 +51,12 @@ def parse_time(raw: object) -> datetime | None:
 
 @dataclass(frozen=True)
 class Retention:
-    """How long batch data lives: readable versions, grace period, history length."""
+    """How long batch data lives: readable versions, grace period, history lengths."""
 
     keep_versions: int = 3
     grace_seconds: int = 600
     history_length: int = 200
+    change_history: int = 24
     staging_ttl_ms: int = 780_000
     lock_ttl_ms: int = 780_000
 
@@ -179,6 +180,8 @@ class BatchWriter:
         doomed = [keys.records(v) for v in complete[self.retention.keep_versions - 1:]]
         # Only the current version's digests are read (to diff the next batch).
         doomed += [keys.digests(v) for v in complete]
+        # A change set can be as large as its batch: keep the newest few, not all history.
+        doomed += [keys.changes(v) for v in complete[self.retention.change_history - 1:]]
         # A quarantined batch older than the published one can never be published now.
         doomed += [name for v, status in zip(older, statuses, strict=True)
                    if status == "quarantined"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import fakeredis
 import pytest
 
 from app import publishing
 from app.services import Store
+from app.store.batches import BatchWriter
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
 from config.streams import StreamDefinition
@@ -191,3 +194,19 @@ def test_publish_makes_the_change_set_permanent_in_the_same_step(
     assert redis.ttl(keys.changes(second.version)) == -1
     assert redis.ttl(keys.digests(second.version)) == -1
     assert s.reader.batch("s", second.version)["changes"]["added"] == 1
+
+
+def test_change_sets_outside_the_change_history_expire(store: Store,
+                                                       redis: fakeredis.FakeRedis) -> None:
+    define(store)
+    short = replace(store, writer=BatchWriter(
+        redis, "ds", replace(store.writer.retention, change_history=2)))
+    versions = []
+    for n in range(4):
+        lease = run_batch(short, [[{"id": n}]])
+        assert publishing.settle(short, "s", lease.version) == "published"
+        versions.append(lease.version)
+
+    ttls = [redis.ttl(StreamKeys("ds", "s").changes(v)) for v in versions]
+    assert ttls[-2:] == [-1, -1]
+    assert all(0 < ttl <= 600 for ttl in ttls[:2])
