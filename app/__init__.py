@@ -1,4 +1,4 @@
-"""data-streams: the HTTP API and the ingest consumer.
+"""data-streams: the app that serves the HTTP API and that every Celery process loads.
 
 `create_app` is the only place that builds the app: defaults, then the environment, then
 the test overrides. Nothing connects to anything at import time.
@@ -22,34 +22,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _configure(app, test_config)
     _set_up_logging(app)
 
-    from app import (
-        auth,
-        batches,
-        celery_app,
-        changes,
-        cli,
-        data,
-        errors,
-        health,
-        metrics,
-        openapi,
-        redis_checks,
-        schema,
-        services,
-        streams,
-        ui,
-    )
+    from app import api, extensions
+    from app.ops import cli, health, metrics, redis_checks
 
-    services.init_app(app)
-    celery_app.celery_init_app(app)
+    extensions.init_app(app)
     redis_checks.init_app(app)
-    errors.init_app(app)
-    auth.init_app(app)
     metrics.init_app(app)
     cli.init_app(app)
-    for module in (health, streams, data, batches, changes, schema, ui):
-        app.register_blueprint(module.bp)
-    openapi.init_app(app)  # last: the document lists every route registered above
+    app.register_blueprint(health.bp)
+    api.init_app(app)
     return app
 
 
@@ -70,8 +51,8 @@ def _set_up_logging(app: Flask) -> None:
     if app.config.get("TESTING"):
         logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
         return
-    from app import logging_setup
+    from app.ops import logs
 
     # The web process here; Celery's processes through its logging signals.
-    logging_setup.configure(app.config["LOG_LEVEL"], app.config["SECRET_ENV_VARS"])
-    logging_setup.connect_celery(app.config["LOG_LEVEL"], app.config["SECRET_ENV_VARS"])
+    logs.configure(app.config["LOG_LEVEL"], app.config["SECRET_ENV_VARS"])
+    logs.connect_celery(app.config["LOG_LEVEL"], app.config["SECRET_ENV_VARS"])

@@ -13,12 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import LockError
 
 from app.exceptions import Conflict, StreamNotFound
-from app.metrics import observe_batch
+from app.extensions import Store
+from app.ops.metrics import observe_batch
 from app.schedule import Schedules
-from app.services import Store
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
-from app.store.ratelimit import RateLimits
 from config import defaults
 from config.streams import StreamDefinition
 
@@ -53,7 +52,7 @@ def require(store: Store, name: str) -> StreamDefinition:
 @contextmanager
 def exclusive(store: Store, name: str) -> Iterator[None]:
     """Run one start or stop of `name` at a time, so each answer is the state it left."""
-    key = StreamKeys(store.definitions.prefix, name).control
+    key = StreamKeys(store.prefix, name).control
     try:
         with store.connection.lock(key, timeout=CONTROL_LOCK_SECONDS,
                                    blocking_timeout=CONTROL_LOCK_SECONDS):
@@ -115,11 +114,10 @@ def cancel_in_flight(store: Store, name: str) -> int | None:
 def describe(store: Store, schedules: Schedules, name: str) -> dict[str, Any]:
     """Return a stream's definition, schedule state, current version and batch in flight."""
     definition = require(store, name)
-    limits = RateLimits(store.connection, store.definitions.prefix)
     return {"stream": name, **schedules.describe(name),
             "current_version": store.reader.current_version(name),
             "in_progress": store.reader.in_progress(name),
-            "rate_limited_until": limits.limited_until(name),
+            "rate_limited_until": store.rate_limits.limited_until(name),
             "definition": definition.model_dump(mode="json")}
 
 

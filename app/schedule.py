@@ -17,7 +17,7 @@ from celery.schedules import schedule
 from redbeat import RedBeatSchedulerEntry
 from redbeat.schedulers import ensure_conf
 
-FETCH_TASK = "ds.fetch.stream"
+from config import names
 
 
 def entry_name(stream: str) -> str:
@@ -46,8 +46,8 @@ class Schedules:
         """Create the entry or change its interval (its last run time is kept)."""
         every = timedelta(seconds=interval_seconds)
         entry = RedBeatSchedulerEntry(
-            name=entry_name(stream), task=FETCH_TASK, schedule=schedule(run_every=every),
-            args=[stream], options={"queue": "fetch", "expires": interval_seconds},
+            name=entry_name(stream), task=names.FETCH_STREAM, schedule=schedule(run_every=every),
+            args=[stream], options={"queue": names.FETCH_QUEUE, "expires": interval_seconds},
             app=self.celery_app)
         return entry.save()
 
@@ -61,7 +61,8 @@ class Schedules:
 
     def enqueue_now(self, stream: str) -> str:
         """Send one fetch of `stream` to the fetch queue now; return the task id."""
-        result = self.celery_app.send_task(FETCH_TASK, args=[stream], queue="fetch")
+        result = self.celery_app.send_task(names.FETCH_STREAM, args=[stream],
+                                           queue=names.FETCH_QUEUE)
         return str(result.id)
 
     def describe(self, stream: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Publish cost: the fenced PUBLISH Lua step on a whole batch of 1k, 100k or 1M records.
 
 The staging data is prepared through the real writer (begin, store_page, complete); then
-`publishing.settle` runs as the ingest consumer runs it. The Lua step's own time comes
+`publish.settle` runs as the ingest consumer runs it. The Lua step's own time comes
 from Redis' SLOWLOG (threshold 0), so it excludes the client's round trip; the whole
 settle (preparers such as the change set, gates, the commit) is timed around the call.
 """
@@ -13,13 +13,14 @@ import time
 import redis
 from flask import Flask
 
-from app import create_app, publishing
-from app.services import get_store
+from app import create_app
+from app.extensions import get_store
+from app.publish import settle as settle_batch
+from app.records import encode, to_entries
 from app.store import scripts
 from app.store.locks import BatchLease
 from config.streams import StreamDefinition
 from demo import item
-from tasks.records import encode, to_entries
 
 CHUNK = 1000
 
@@ -69,7 +70,7 @@ def measure(redis_url: str, total: int) -> dict[str, float]:
         raw.config_set("slowlog-max-len", 1024)
         raw.slowlog_reset()
         started = time.perf_counter()
-        verdict = publishing.settle(store, name, 1)
+        verdict = settle_batch(store, name, 1)
         settle_ms = (time.perf_counter() - started) * 1000
         sha = raw.script_load(scripts.PUBLISH)
         lua_ms = lua_micros(raw, sha) / 1000

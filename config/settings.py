@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from config import defaults
+from config import defaults, names
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -38,9 +38,9 @@ def celery_settings(redis_url: str, soft_limit: int, hard_limit: int, env: Mappi
                                      "unacked_restore_interval": max(1, min(10, visibility // 10)),
                                      "unacked_restore_throttle": 1},
         "task_ignore_result": True,
-        "include": ["tasks.fetch", "app.ingest"],
-        "task_routes": {"ds.fetch.*": {"queue": "fetch"}, "ds.ingest.*": {"queue": "ingest"}},
-        "task_default_queue": "fetch",
+        "include": names.TASK_MODULES,
+        "task_routes": names.TASK_ROUTES,
+        "task_default_queue": names.FETCH_QUEUE,
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": soft_limit,
         "task_time_limit": hard_limit,

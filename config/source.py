@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from config import defaults
-from config.auth import Auth
+from config.source_auth import Auth
 
 
 class _Strict(BaseModel):

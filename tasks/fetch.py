@@ -19,21 +19,22 @@ from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 
 from app.exceptions import UpstreamError
-from app.logging_setup import bind
-from app.protocol import Outbox
-from app.schema_infer import SchemaBuilder
-from app.services import Store, get_store
+from app.extensions import Store, get_store
+from app.ops.logs import bind
+from app.records import to_entries
 from app.store.batches import now_iso
 from app.store.locks import BatchLease
+from config import names
 from config.streams import StreamDefinition
 from tasks.middleware import BatchContext, build_chain
-from tasks.records import to_entries
+from tasks.protocol import Outbox
+from tasks.schema_infer import SchemaBuilder
 from tasks.upstream import Pager
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="ds.fetch.stream", bind=True, acks_late=False, ignore_result=True)
+@shared_task(name=names.FETCH_STREAM, bind=True, acks_late=False, ignore_result=True)
 def fetch_stream(self: Task, stream: str) -> dict[str, Any]:
     """Fetch one batch of `stream` and hand it to data-streams."""
     store = get_store()
@@ -68,9 +69,8 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
               outbox: Outbox) -> dict[str, Any]:
     """Send every page of the upstream, then the batch totals."""
     started = time.monotonic()
-    pager = Pager(definition.source, connection=store.connection, stream=lease.stream,
-                  allowed_hosts=current_app.config["ALLOWED_SOURCE_HOSTS"],
-                  key_prefix=current_app.config["KEY_PREFIX"])
+    pager = Pager(definition.source, rate_limits=store.rate_limits, tokens=store.oauth_tokens,
+                  stream=lease.stream, allowed_hosts=current_app.config["ALLOWED_SOURCE_HOSTS"])
     context = BatchContext(stream=lease.stream, version=lease.version, fetched_at=now_iso(),
                            source_url=definition.source.url)
     chain = build_chain(definition,

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from app import create_app
-from app.services import Store
-from tests.upstream_server import upstream, upstream_server  # noqa: F401 (fixtures)
+from app.extensions import Store
+from tests.support.upstream_server import upstream, upstream_server  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def app(redis: fakeredis.FakeRedis) -> Flask:
                        "CELERY": {"broker_url": "memory://", "task_always_eager": False,
                                   "redbeat_key_prefix": "{redbeat}:",
                                   "redbeat_redis_url": "redis://127.0.0.1:1/0",
-                                  "include": ["tasks.fetch", "app.ingest"]}})
+                                  "include": ["tasks.fetch", "tasks.ingest"]}})
 
 
 @pytest.fixture

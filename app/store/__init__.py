@@ -1,8 +1,65 @@
-"""The batch store: every Redis key data-streams owns, one module per structure.
+"""The batch store: every Redis key and Lua script of data-streams, behind one `Store`.
 
-- `keys`: the key layout (read it first).
-- `definitions`: stream definitions (string + set).
-- `locks`: the per-stream batch lock and version sequence (strings), used by the worker.
-- `batches`: batch lifecycle writes, staging into a version's sorted set, atomic publish (Lua).
-- `reader`: reads of published versions, batch history, cursors.
+The key layout is written once, in `app.store.keys`; every Lua script in
+`app.store.scripts`. `build_store` is the one place that builds the store's parts, each
+sharing one Redis client and the key prefix (``KEY_PREFIX``). The store speaks Redis, not
+HTTP: it raises the errors of `app.exceptions` named for what happened (`InvalidCursor`,
+`VersionExpired`, ...), which the API maps to statuses at its boundary.
 """
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+
+from app.store.batches import BatchWriter, Retention
+from app.store.changefeed import ChangeFeed
+from app.store.changesets import ChangeSets
+from app.store.definitions import Definitions
+from app.store.deliveries import Deliveries
+from app.store.locks import StreamLocks
+from app.store.oauth_tokens import TokenCache
+from app.store.ratelimit import RateLimits
+from app.store.reader import Reader
+
+
+@dataclass(frozen=True)
+class Store:
+    """Every part of the store, sharing one Redis client and one key prefix."""
+
+    connection: Redis
+    prefix: str
+    definitions: Definitions
+    locks: StreamLocks
+    writer: BatchWriter
+    reader: Reader
+    change_sets: ChangeSets
+    change_feed: ChangeFeed
+    deliveries: Deliveries
+    rate_limits: RateLimits
+    oauth_tokens: TokenCache
+
+
+def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
+    """Build every part of the store from a client and the app's settings."""
+    prefix = config["KEY_PREFIX"]
+    lock_ms = config["LOCK_TIMEOUT_SECONDS"] * 1000
+    retention = Retention(keep_versions=config["KEEP_VERSIONS"],
+                          grace_seconds=config["GRACE_SECONDS"],
+                          history_length=config["HISTORY_LENGTH"],
+                          change_history=config["CHANGE_HISTORY"],
+                          staging_ttl_ms=lock_ms + config["GRACE_SECONDS"] * 1000,
+                          lock_ttl_ms=lock_ms)
+    return Store(connection=connection, prefix=prefix,
+                 definitions=Definitions(connection, prefix),
+                 locks=StreamLocks(connection, prefix, lock_ms),
+                 writer=BatchWriter(connection, prefix, retention),
+                 reader=Reader(connection, prefix),
+                 change_sets=ChangeSets(connection, prefix, retention.staging_ttl_ms),
+                 change_feed=ChangeFeed(connection, prefix),
+                 deliveries=Deliveries(connection, prefix, retention.staging_ttl_ms),
+                 rate_limits=RateLimits(connection, prefix),
+                 oauth_tokens=TokenCache(connection, prefix))

@@ -19,7 +19,7 @@ import orjson
 from redis import Redis
 
 from app.exceptions import BadRequest, Gone
-from app.store.changes import AFTER_KEY, SEP
+from app.store.changesets import AFTER_KEY, SEP
 from app.store.keys import StreamKeys
 
 MAX_CHAIN = 10_000

@@ -2,7 +2,7 @@
 
 `Authenticator.apply` adds the credentials to one request; `refresh` is called once on a
 401 and, for OAuth2 client credentials, drops the cached token and fetches a new one.
-Tokens are shared by the workers through `app.store.tokens` (encrypted). Secrets never
+Tokens are shared by the workers through `app.store.oauth_tokens` (encrypted). Secrets never
 appear in an error, a log line or a URL shown to anyone.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 import requests
 
 from app.exceptions import UpstreamError
-from app.store.tokens import TokenCache
-from config.auth import ApiKeyAuth, Auth, BasicAuth, BearerAuth, OAuth2ClientCredentials
-from tasks.upstream.guard import HostPolicy
+from app.hosts import HostPolicy
+from app.store.oauth_tokens import TokenCache
+from config.source_auth import ApiKeyAuth, Auth, BasicAuth, BearerAuth, OAuth2ClientCredentials
 from tasks.upstream.urls import redact
 
 log = logging.getLogger(__name__)

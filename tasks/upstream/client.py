@@ -8,16 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from redis import Redis
 
 from app.exceptions import UpstreamError
+from app.hosts import HostPolicy
 from app.paths import get_path
+from app.store.oauth_tokens import TokenCache
 from app.store.ratelimit import RateLimits
-from app.store.tokens import TokenCache
-from config import defaults
 from config.source import Source
 from tasks.upstream.auth import Authenticator
-from tasks.upstream.guard import HostPolicy
 from tasks.upstream.pagination import LoopGuard, PageAnswer, PageRequest, paginator_for
 from tasks.upstream.request import PageFetcher
 from tasks.upstream.throttle import Throttle
@@ -37,27 +35,25 @@ class Page:
 class Pager:
     """Iterates over the pages of `source`; `stop_reason` tells why it stopped.
 
-    `connection` (a Redis client) shares the rate limit and the OAuth2 token of `stream`
-    with the other workers; `allowed_hosts` is ``ALLOWED_SOURCE_HOSTS``.
+    `rate_limits` and `tokens` (parts of the store) share the rate limit and the OAuth2
+    token of `stream` with the other workers; `allowed_hosts` is ``ALLOWED_SOURCE_HOSTS``.
     """
 
     def __init__(self, source: Source, *, session: requests.Session | None = None,
-                 connection: Redis | None = None, stream: str | None = None,
-                 allowed_hosts: Iterable[str] = (), key_prefix: str = defaults.KEY_PREFIX,
+                 rate_limits: RateLimits | None = None, tokens: TokenCache | None = None,
+                 stream: str | None = None, allowed_hosts: Iterable[str] = (),
                  environ: Mapping[str, str] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.source = source
         self.stop_reason: str | None = None
         policy = HostPolicy(allowed_hosts)
         self.session = session or make_session(policy)
-        limits = RateLimits(connection, key_prefix) if connection is not None else None
-        tokens = TokenCache(connection, key_prefix) if connection is not None else None
         self.auth = Authenticator(source.auth, session=self.session, policy=policy,
                                   stream=stream or "", tokens=tokens if stream else None,
                                   timeout=(source.connect_timeout, source.read_timeout),
                                   environ=environ)
         self.fetcher = PageFetcher(source, session=self.session, policy=policy,
-                                   auth=self.auth, throttle=Throttle(source, limits, stream,
+                                   auth=self.auth, throttle=Throttle(source, rate_limits, stream,
                                                                      sleep=sleep),
                                    sleep=sleep)
 

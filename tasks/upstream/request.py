@@ -18,10 +18,10 @@ import requests
 from urllib3.exceptions import ReadTimeoutError
 
 from app.exceptions import UpstreamError
-from app.metrics import observe_upstream
+from app.hosts import HostPolicy
+from app.ops.metrics import observe_upstream
 from config.source import Source
 from tasks.upstream.auth import Authenticator
-from tasks.upstream.guard import HostPolicy
 from tasks.upstream.retry import RetryHints, run_with_retries
 from tasks.upstream.throttle import Throttle
 from tasks.upstream.urls import with_params

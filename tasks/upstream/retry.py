@@ -16,7 +16,7 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from app.exceptions import UpstreamError
-from app.metrics import observe_retry
+from app.ops.metrics import observe_retry
 from config.source import Source
 
 log = logging.getLogger(__name__)

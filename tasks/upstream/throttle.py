@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 
-from app.metrics import observe_rate_limit_wait
+from app.ops.metrics import observe_rate_limit_wait
 from app.store.ratelimit import RateLimits
 from config.source import Source
 

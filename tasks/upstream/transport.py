@@ -16,7 +16,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from tasks.upstream.guard import HostPolicy
+from app.hosts import HostPolicy
 
 USER_AGENT = "data-streams/0.1"
 MAX_REDIRECTS = 5

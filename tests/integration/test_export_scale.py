@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from app import create_app, publishing
-from app.services import Store
+from app import create_app
+from app.extensions import Store
+from app.publish import settle as settle_batch
+from app.records import to_entries
 from config.streams import StreamDefinition
 from devtools.redis_server import RedisServer
-from tasks.records import to_entries
 
 pytestmark = pytest.mark.integration
 N = 100_000
@@ -47,7 +48,7 @@ def publish(store: Store, records: list[dict[str, Any]]) -> tuple[int, float]:
         store.writer.store_page(lease, page, to_entries(records[start:start + PAGE], page, None))
     store.writer.complete(lease, -(-len(records) // PAGE), len(records))
     began = time.perf_counter()
-    assert publishing.settle(store, "big", lease.version) == "published"
+    assert settle_batch(store, "big", lease.version) == "published"
     store.locks.release(lease)
     return lease.version, time.perf_counter() - began
 

@@ -19,11 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 from werkzeug.serving import make_server
 
-from app import create_app, publishing
+from app import create_app
+from app.publish import settle as settle_batch
+from app.records import to_entries
 from config.settings import load_settings
 from config.streams import StreamDefinition
 from devtools.redis_server import RedisServer
-from tasks.records import to_entries
 
 pytestmark = pytest.mark.integration
 PREFIX = "dsfuzz"
@@ -44,7 +45,7 @@ def seed(app: Flask) -> None:
         lease = store.locks.acquire("s")
         store.writer.store_page(lease, 1, to_entries(records, 1, "at"))
         store.writer.complete(lease, 1, len(records))
-        assert publishing.settle(store, "s", lease.version) == "published"
+        assert settle_batch(store, "s", lease.version) == "published"
         store.locks.release(lease)
 
 

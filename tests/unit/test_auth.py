@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.auth import exposure_problem, is_loopback
+from app.api.access import exposure_problem, is_loopback
 
 API = "api-token-0123456789"
 READ = "read-token-0123456789"
@@ -22,7 +22,7 @@ def make_app(redis: fakeredis.FakeRedis, **tokens: str) -> Flask:
                        "ALLOWED_SOURCE_HOSTS": ["127.0.0.1"],
                        "CELERY": {"broker_url": "memory://", "redbeat_key_prefix": "{redbeat}:",
                                   "redbeat_redis_url": "redis://127.0.0.1:1/0",
-                                  "include": ["tasks.fetch", "app.ingest"]}})
+                                  "include": ["tasks.fetch", "tasks.ingest"]}})
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_compare_is_constant_time(monkeypatch: pytest.MonkeyPatch, both: FlaskCl
         seen.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("app.auth.hmac.compare_digest", spy)
+    monkeypatch.setattr("app.api.access.hmac.compare_digest", spy)
     both.get("/streams", headers=bearer(API))
     assert (API.encode(), API.encode()) in seen
 

@@ -8,11 +8,11 @@ import fakeredis
 import pytest
 from flask.testing import FlaskClient
 
-from app import publishing
-from app.services import Store
+from app.extensions import Store
+from app.publish import settle as settle_batch
+from app.records import to_entries
 from app.store.keys import StreamKeys
 from config.streams import StreamDefinition
-from tasks.records import to_entries
 
 KEYS = StreamKeys("ds", "s")
 
@@ -23,7 +23,7 @@ def settle(store: Store, records: list[dict[str, Any]]) -> tuple[int, str]:
     if records:
         store.writer.store_page(lease, 1, to_entries(records, 1, None))
     store.writer.complete(lease, 1 if records else 0, len(records))
-    verdict = publishing.settle(store, "s", lease.version)
+    verdict = settle_batch(store, "s", lease.version)
     store.locks.release(lease)
     return lease.version, verdict
 

@@ -10,10 +10,10 @@ import orjson
 import pytest
 from flask.testing import FlaskClient
 
-from app import publishing
-from app.services import Store
+from app.extensions import Store
+from app.publish import settle as settle_batch
+from app.records import to_entries
 from config.streams import StreamDefinition
-from tasks.records import to_entries
 
 
 def publish(store: Store, name: str, records: list[Any], order_by: str | None) -> int:
@@ -21,7 +21,7 @@ def publish(store: Store, name: str, records: list[Any], order_by: str | None) -
     assert lease is not None
     store.writer.store_page(lease, 1, to_entries(records, 1, order_by))
     store.writer.complete(lease, 1, len(records))
-    assert publishing.settle(store, name, lease.version) == "published"
+    assert settle_batch(store, name, lease.version) == "published"
     return lease.version
 
 

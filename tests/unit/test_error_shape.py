@@ -13,7 +13,7 @@ from redis.retry import Retry
 from werkzeug.exceptions import TooManyRequests
 
 from app import create_app, exceptions
-from app.services import Store
+from app.extensions import Store
 from config.streams import StreamDefinition
 from devtools.redis_server import free_port
 

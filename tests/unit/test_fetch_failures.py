@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from app.services import Store
+from app.extensions import Store
 from app.store.locks import BatchLease
 from config.streams import StreamDefinition
 from tasks import fetch

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from pytest_httpserver import HTTPServer
 
-from app.services import Store
+from app.extensions import Store
 from config.streams import StreamDefinition
 from tasks.fetch import run_batch
 

@@ -8,8 +8,8 @@ import fakeredis
 import pytest
 from flask.testing import FlaskClient
 
-from app import health, metrics
-from app.services import Store
+from app.extensions import Store
+from app.ops import health, metrics
 
 
 def test_healthz(client: FlaskClient) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from app import ingest
-from app.services import Store
+from app.extensions import Store
 from app.store.deliveries import MAX_DELIVERIES
 from app.store.keys import StreamKeys
 from config.streams import StreamDefinition
+from tasks import ingest
 
 
 def test_a_message_redelivered_too_often_fails_its_batch(store: Store) -> None:

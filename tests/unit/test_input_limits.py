@@ -6,7 +6,7 @@ import fakeredis
 import pytest
 from flask.testing import FlaskClient
 
-from config.gunicorn import _bind_hosts
+from app.ops.gunicorn import _bind_hosts
 from tests.unit.test_auth import make_app
 
 DEFINITION = {"source": {"url": "http://127.0.0.1:9/items"}}

@@ -8,8 +8,8 @@ import logging
 import orjson
 import pytest
 
-from app import logging_setup
-from app.logging_setup import REDACTED, bind, redact, secret_values
+from app.ops import logs
+from app.ops.logs import REDACTED, bind, redact, secret_values
 
 
 def capture(environ: dict[str, str] | None = None, names: list[str] | None = None
@@ -19,7 +19,7 @@ def capture(environ: dict[str, str] | None = None, names: list[str] | None = Non
     logger = logging.getLogger(f"test.logs.{id(out)}")
     logger.propagate = False
     logger.handlers = [logging.StreamHandler(out)]
-    logging_setup.install(logger.handlers[0], secret_values(environ or {}, names))
+    logs.install(logger.handlers[0], secret_values(environ or {}, names))
     logger.setLevel(logging.DEBUG)
     return logger, out
 
@@ -98,7 +98,7 @@ def test_exceptions_are_scrubbed() -> None:
 
 
 def test_task_fields_come_from_the_task_arguments() -> None:
-    from app import ingest
+    from tasks import ingest
 
-    fields = logging_setup.task_fields(ingest.page, ("s1", 4, "tok", 2, []), {})
+    fields = logs.task_fields(ingest.page, ("s1", 4, "tok", 2, []), {})
     assert fields == {"stream": "s1", "version": 4, "page": 2}

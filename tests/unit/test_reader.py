@@ -5,13 +5,13 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from app import publishing
 from app.exceptions import BadRequest, Gone
-from app.services import Store
+from app.extensions import Store
+from app.publish import settle as settle_batch
+from app.records import to_entries
 from app.store.keys import StreamKeys
 from app.store.reader import Cursor
 from config.streams import StreamDefinition
-from tasks.records import to_entries
 
 
 def publish(store: Store, records: list[dict[str, int]]) -> int:
@@ -19,7 +19,7 @@ def publish(store: Store, records: list[dict[str, int]]) -> int:
     assert lease is not None
     store.writer.store_page(lease, 1, to_entries(records, 1, None))
     store.writer.complete(lease, 1, len(records))
-    assert publishing.settle(store, "s", lease.version) == "published"
+    assert settle_batch(store, "s", lease.version) == "published"
     return lease.version
 
 

@@ -6,7 +6,7 @@ import fakeredis
 import pytest
 
 from app.exceptions import BatchNotFound, Gone
-from app.services import Store
+from app.extensions import Store
 from app.store.keys import StreamKeys
 from app.store.reader import Cursor, Reader, Window
 from tests.unit.test_reader import publish, s  # noqa: F401 (fixture)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from app import redis_checks
+from app.ops import redis_checks
 
 
 class FakeConfig:
@@ -28,14 +28,14 @@ def check(connection: FakeConfig) -> str | None:
 
 
 def test_noeviction_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="app.redis_checks"):
+    with caplog.at_level(logging.INFO, logger="app.ops.redis_checks"):
         assert check(FakeConfig("noeviction")) == "noeviction"
     assert caplog.records == []
 
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", b"volatile-ttl"])
 def test_an_evicting_policy_warns(policy: Any, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="app.redis_checks"):
+    with caplog.at_level(logging.INFO, logger="app.ops.redis_checks"):
         found = check(FakeConfig(policy))
     assert found in ("allkeys-lru", "volatile-ttl")
     [record] = caplog.records
@@ -44,14 +44,14 @@ def test_an_evicting_policy_warns(policy: Any, caplog: pytest.LogCaptureFixture)
 
 
 def test_config_get_disabled_is_only_noted(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="app.redis_checks"):
+    with caplog.at_level(logging.INFO, logger="app.ops.redis_checks"):
         assert check(FakeConfig(error=redis.ResponseError("unknown command 'CONFIG'"))) is None
     [record] = caplog.records
     assert record.levelno == logging.INFO
 
 
 def test_unreachable_redis_warns_without_raising(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="app.redis_checks"):
+    with caplog.at_level(logging.INFO, logger="app.ops.redis_checks"):
         assert check(FakeConfig(error=redis.ConnectionError("refused"))) is None
     assert caplog.records[0].levelno == logging.WARNING
 

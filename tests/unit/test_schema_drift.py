@@ -8,15 +8,22 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import ingest, schema_infer
-from app.services import Store
+from app.extensions import Store
+from app.publish import drift as schema_drift
+from app.records import to_entries
 from config.streams import StreamDefinition
+from tasks import ingest, schema_infer
 from tasks.middleware import BatchContext, build_chain
-from tasks.records import to_entries
+
+
+def infer(records: list[Any]) -> dict[str, Any]:
+    builder = schema_infer.SchemaBuilder()
+    builder.add(records)
+    return builder.result()
 
 
 def test_infer_reports_types_and_nullability_of_nested_fields() -> None:
-    schema = schema_infer.infer([{"id": 1, "price": 2.5, "tags": [], "shop": {"name": "A"}},
+    schema = infer([{"id": 1, "price": 2.5, "tags": [], "shop": {"name": "A"}},
                                  {"id": 2, "price": "3", "shop": {"name": None}}])
 
     assert schema == {"records": 2, "fields": {
@@ -28,16 +35,16 @@ def test_infer_reports_types_and_nullability_of_nested_fields() -> None:
 
 
 def test_diff_lists_added_removed_and_changed_fields() -> None:
-    before = schema_infer.infer([{"id": 1, "price": 2.5, "old": True}])
-    after = schema_infer.infer([{"id": "1", "price": 2.5, "new": "x"}])
+    before = infer([{"id": 1, "price": 2.5, "old": True}])
+    after = infer([{"id": "1", "price": 2.5, "new": "x"}])
 
-    drift = schema_infer.diff(before, after)
+    drift = schema_drift.diff(before, after)
 
     assert drift["added"] == ["new"] and drift["removed"] == ["old"]
     assert drift["changed"] == {"id": {"before": {"types": ["integer"], "nullable": False},
                                        "after": {"types": ["string"], "nullable": False}}}
-    assert schema_infer.describe(drift) == "added new; removed old; changed id"
-    assert not schema_infer.has_drift(schema_infer.diff(after, after))
+    assert schema_drift.describe(drift) == "added new; removed old; changed id"
+    assert not schema_drift.has_drift(schema_drift.diff(after, after))
 
 
 def define(store: Store, **fields: Any) -> None:
@@ -54,7 +61,7 @@ def deliver(app: Flask, store: Store, records: list[Any]) -> int:
     chain = build_chain(definition)
     kept = chain.apply(records, BatchContext("s", lease.version, "2026-01-01T00:00:00Z", 1))
     info = {"stop_reason": "no_next", "middleware": chain.stats(),
-            "schema": schema_infer.infer(kept)}
+            "schema": infer(kept)}
     with app.app_context():
         ingest.begin("s", lease.version, lease.token)
         ingest.page("s", lease.version, lease.token, 1,

@@ -7,13 +7,13 @@ from dataclasses import replace
 import fakeredis
 import pytest
 
-from app import publishing
-from app.services import Store
+from app.extensions import Store
+from app.publish import settle as settle_batch
+from app.records import to_entries
 from app.store.batches import BatchWriter
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
 from config.streams import StreamDefinition
-from tasks.records import to_entries
 
 
 def define(store: Store, name: str = "s", **fields: object) -> None:
@@ -46,7 +46,7 @@ def s(store: Store) -> Store:
 def test_whole_batch_publishes_in_one_step(s: Store) -> None:
     lease = run_batch(s, [[{"id": 1}, {"id": 2}], [{"id": 3}]])
 
-    assert publishing.settle(s, "s", lease.version) == "published"
+    assert settle_batch(s, "s", lease.version) == "published"
     assert s.reader.current_version("s") == lease.version
     assert served(s) == ['{"id":1}', '{"id":2}', '{"id":3}']
     batch = s.reader.batch("s", lease.version)
@@ -61,10 +61,10 @@ def test_batch_waits_for_missing_pages_in_any_order(s: Store) -> None:
     s.writer.store_page(lease, 3, to_entries([{"id": 3}], 3, None))
     s.writer.store_page(lease, 1, to_entries([{"id": 1}], 1, None))
 
-    assert publishing.settle(s, "s", lease.version) == "waiting"
+    assert settle_batch(s, "s", lease.version) == "waiting"
     assert s.reader.current_version("s") is None
     s.writer.store_page(lease, 2, to_entries([{"id": 2}], 2, None))
-    assert publishing.settle(s, "s", lease.version) == "published"
+    assert settle_batch(s, "s", lease.version) == "published"
     assert served(s) == ['{"id":1}', '{"id":2}', '{"id":3}']
 
 
@@ -80,10 +80,10 @@ def test_redelivered_page_adds_nothing(s: Store) -> None:
 
 def test_second_batch_replaces_first_and_first_stays_readable(s: Store) -> None:
     first = run_batch(s, [[{"id": 1}]])
-    publishing.settle(s, "s", first.version)
+    settle_batch(s, "s", first.version)
     second = run_batch(s, [[{"id": 2}]])
 
-    assert publishing.settle(s, "s", second.version) == "published"
+    assert settle_batch(s, "s", second.version) == "published"
     assert served(s) == ['{"id":2}']
     assert s.reader.read("s", limit=10, version=first.version).records == ['{"id":1}']
     assert s.reader.batch("s", second.version)["previous"] == first.version
@@ -92,13 +92,13 @@ def test_second_batch_replaces_first_and_first_stays_readable(s: Store) -> None:
 def test_failed_batch_is_never_visible_and_its_staging_expires(s: Store, redis: fakeredis.FakeRedis
                                                               ) -> None:
     good = run_batch(s, [[{"id": 1}]])
-    publishing.settle(s, "s", good.version)
+    settle_batch(s, "s", good.version)
     bad = run_batch(s, [[{"id": 9}]], complete=False)
 
     s.writer.finish("s", bad.version, "failed", {"kind": "timeout"})
 
     assert s.writer.complete(bad, 1, 1) == "failed"
-    assert publishing.settle(s, "s", bad.version) == "not_running"
+    assert settle_batch(s, "s", bad.version) == "not_running"
     assert served(s) == ['{"id":1}']
     assert 0 < redis.ttl(StreamKeys("ds", "s").records(bad.version)) <= 600
     assert s.reader.batch("s", bad.version)["error"] == {"kind": "timeout"}
@@ -113,7 +113,7 @@ def test_a_batch_whose_lock_another_batch_holds_is_superseded(s: Store,
     assert newer is not None and newer.version > late.version
     s.writer.complete(late, 1, 1)
 
-    assert publishing.settle(s, "s", late.version) == "superseded"
+    assert settle_batch(s, "s", late.version) == "superseded"
     assert s.reader.current_version("s") is None
     assert s.reader.batch("s", late.version)["status"] == "abandoned"
 
@@ -123,10 +123,10 @@ def test_an_older_batch_never_publishes_over_a_newer_one(s: Store,
     old = run_batch(s, [[{"id": 1}]], complete=False)
     redis.delete(StreamKeys("ds", "s").lock)
     new = run_batch(s, [[{"id": 2}]])
-    publishing.settle(s, "s", new.version)
+    settle_batch(s, "s", new.version)
     s.writer.complete(old, 1, 1)
 
-    assert publishing.settle(s, "s", old.version) == "not_running"
+    assert settle_batch(s, "s", old.version) == "not_running"
     assert s.reader.batch("s", old.version)["status"] == "abandoned"
     assert s.reader.current_version("s") == new.version
 
@@ -147,7 +147,7 @@ def test_only_the_newest_versions_stay_readable(store: Store, redis: fakeredis.F
     versions = []
     for n in range(5):
         lease = run_batch(store, [[{"id": n}]])
-        publishing.settle(store, "s", lease.version)
+        settle_batch(store, "s", lease.version)
         versions.append(lease.version)
 
     keys = StreamKeys("ds", "s")
@@ -158,10 +158,10 @@ def test_only_the_newest_versions_stay_readable(store: Store, redis: fakeredis.F
 
 def test_empty_batch_is_quarantined_then_published_by_hand(s: Store) -> None:
     good = run_batch(s, [[{"id": 1}]])
-    publishing.settle(s, "s", good.version)
+    settle_batch(s, "s", good.version)
     empty = run_batch(s, [[]])
 
-    assert publishing.settle(s, "s", empty.version) == "quarantined"
+    assert settle_batch(s, "s", empty.version) == "quarantined"
     assert served(s) == ['{"id":1}']
     assert s.reader.batch("s", empty.version)["quarantine_reason"] == "empty_batch"
     assert s.writer.publish_quarantined("s", empty.version) == "published"
@@ -172,10 +172,10 @@ def test_empty_batch_is_quarantined_then_published_by_hand(s: Store) -> None:
 def test_drop_ratio_gate_quarantines_a_shrunken_batch(store: Store) -> None:
     define(store, publish_gate={"max_drop_ratio": 0.5})
     full = run_batch(store, [[{"id": i} for i in range(10)]])
-    publishing.settle(store, "s", full.version)
+    settle_batch(store, "s", full.version)
     shrunk = run_batch(store, [[{"id": 1}, {"id": 2}]])
 
-    assert publishing.settle(store, "s", shrunk.version) == "quarantined"
+    assert settle_batch(store, "s", shrunk.version) == "quarantined"
     assert store.writer.discard("s", shrunk.version) == "discarded"
     assert store.writer.publish_quarantined("s", shrunk.version) == "not_quarantined"
     assert store.reader.current_version("s") == full.version
@@ -184,10 +184,10 @@ def test_drop_ratio_gate_quarantines_a_shrunken_batch(store: Store) -> None:
 def test_publish_makes_the_change_set_permanent_in_the_same_step(
         s: Store, redis: fakeredis.FakeRedis) -> None:
     first = run_batch(s, [[{"id": 1}, {"id": 2}]])
-    publishing.settle(s, "s", first.version)
+    settle_batch(s, "s", first.version)
     second = run_batch(s, [[{"id": 2}, {"id": 3}]])
 
-    assert publishing.settle(s, "s", second.version) == "published"
+    assert settle_batch(s, "s", second.version) == "published"
 
     keys = StreamKeys("ds", "s")
     assert redis.exists(keys.changes(second.version), keys.digests(second.version)) == 2
@@ -204,7 +204,7 @@ def test_change_sets_outside_the_change_history_expire(store: Store,
     versions = []
     for n in range(4):
         lease = run_batch(short, [[{"id": n}]])
-        assert publishing.settle(short, "s", lease.version) == "published"
+        assert settle_batch(short, "s", lease.version) == "published"
         versions.append(lease.version)
 
     ttls = [redis.ttl(StreamKeys("ds", "s").changes(v)) for v in versions]

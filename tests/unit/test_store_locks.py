@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.services import Store
+from app.extensions import Store
 from app.store.locks import BatchLease
 
 

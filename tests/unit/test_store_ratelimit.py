@@ -6,11 +6,11 @@ import fakeredis
 from flask.testing import FlaskClient
 from pytest_httpserver import HTTPServer
 
-from app.services import Store
+from app.extensions import Store
 from app.store.ratelimit import RateLimits
 from config.source import Source
 from tasks.upstream.throttle import Throttle, reset_seconds, retry_after_seconds
-from tests.upstream_server import ids, pager_for
+from tests.support.upstream_server import ids, pager_for
 
 
 def test_slots_are_spaced_across_workers(redis: fakeredis.FakeRedis) -> None:
@@ -62,7 +62,7 @@ def test_a_429_blocks_the_stream_for_other_workers(upstream: HTTPServer) -> None
         "", status=429, headers={"Retry-After": "4"})
     upstream.expect_ordered_request("/x").respond_with_json({"data": [{"id": 1}]})
     pager, sleeps = pager_for(upstream, "/x", rate_limit={"requests_per_second": 100},
-                              pager={"connection": redis, "stream": "s"})
+                              pager={"rate_limits": RateLimits(redis, "ds"), "stream": "s"})
     assert ids(pager) == [1]
     assert sleeps[0] == 4
     assert RateLimits(redis, "ds").limited_until("s") is not None

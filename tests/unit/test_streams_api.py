@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.services import Store
+from app.extensions import Store
 
 DEFINITION: dict[str, Any] = {
     "source": {"url": "http://127.0.0.1:9/items", "records_path": "data",

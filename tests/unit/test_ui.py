@@ -9,11 +9,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import publishing, ui
-from app.services import Store
+from app.api import ui
+from app.extensions import Store
+from app.publish import settle as settle_batch
+from app.records import to_entries
 from app.store.keys import StreamKeys
 from config.streams import StreamDefinition
-from tasks.records import to_entries
 
 
 def define(store: Store, name: str, **fields: object) -> None:
@@ -27,7 +28,7 @@ def publish(store: Store, name: str, records: int) -> int:
     store.writer.begin(lease)
     store.writer.store_page(lease, 1, to_entries([{"id": i} for i in range(records)], 1, None))
     store.writer.complete(lease, 1, records)
-    assert publishing.settle(store, name, lease.version) == "published"
+    assert settle_batch(store, name, lease.version) == "published"
     return lease.version
 
 
@@ -156,9 +157,9 @@ def test_is_stale(age_seconds: float | None, interval: int | None, stale: bool) 
 @pytest.fixture
 def guarded(app: Flask) -> Flask:
     """Return the app with both tokens set (skipped while token auth is not wired in)."""
-    auth = pytest.importorskip("app.auth")
+    auth = pytest.importorskip("app.api.access")
     if auth.check_request not in app.before_request_funcs.get(None, []):
-        pytest.skip("token auth (app.auth) is not registered by create_app yet")
+        pytest.skip("token auth (app.api.access) is not registered by create_app yet")
     app.config.update(READ_TOKEN="read-secret", API_TOKEN="api-secret")
     return app
 

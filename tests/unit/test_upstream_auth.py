@@ -13,7 +13,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from app.exceptions import UpstreamError
-from tests.upstream_server import ids, pager_for
+from app.store.oauth_tokens import TokenCache
+from tests.support.upstream_server import ids, pager_for
 
 ENV = {"TOKEN": "tok-123", "KEY": "key-456", "PASS": "pw", "SECRET": "client-secret"}
 
@@ -102,7 +103,7 @@ def oauth_source(server: HTTPServer) -> dict:
 def test_oauth2_token_is_cached_in_redis_encrypted_and_shared(upstream: HTTPServer) -> None:
     api = OAuthUpstream(upstream)
     redis = fakeredis.FakeRedis(decode_responses=True)
-    options = {"environ": ENV, "connection": redis, "stream": "spotify"}
+    options = {"environ": ENV, "tokens": TokenCache(redis, "ds"), "stream": "spotify"}
     for _ in range(2):
         pager, _ = pager_for(upstream, "/api", pager=options, **oauth_source(upstream))
         assert ids(pager) == [10, 11, 20, 21, 30, 31]
@@ -118,7 +119,7 @@ def test_oauth2_token_is_cached_in_redis_encrypted_and_shared(upstream: HTTPServ
 def test_oauth2_token_expiring_mid_batch_is_refreshed_once(upstream: HTTPServer) -> None:
     api = OAuthUpstream(upstream, uses=2)
     redis = fakeredis.FakeRedis(decode_responses=True)
-    pager, _ = pager_for(upstream, "/api", pager={"environ": ENV, "connection": redis,
+    pager, _ = pager_for(upstream, "/api", pager={"environ": ENV, "tokens": TokenCache(redis, "ds"),
                                                    "stream": "s"}, **oauth_source(upstream))
     assert ids(pager) == [10, 11, 20, 21, 30, 31]
     assert len(api.grants) == 2

@@ -12,7 +12,7 @@ from werkzeug import Request, Response
 
 from app.exceptions import UpstreamError
 from tasks.upstream import Pager
-from tests.upstream_server import ids, pager_for
+from tests.support.upstream_server import ids, pager_for
 
 
 def failure(pager: Pager) -> UpstreamError:

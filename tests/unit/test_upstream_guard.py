@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 from pytest_httpserver import HTTPServer
 
 from app.exceptions import UpstreamError
-from tasks.upstream.guard import check_url
-from tests.upstream_server import ids, pager_for
+from app.hosts import check_url
+from tests.support.upstream_server import ids, pager_for
 
 FORBIDDEN = ["http://127.0.0.1/", "http://10.0.0.1/", "http://169.254.169.254/latest/",
              "http://[::1]:8080/", "http://2130706433/", "http://0x7f000001/",

@@ -9,7 +9,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from app.exceptions import UpstreamError
-from tests.upstream_server import ids, pager_for
+from tests.support.upstream_server import ids, pager_for
 
 ITEMS = [{"id": n} for n in range(1, 8)]  # 7 records
 

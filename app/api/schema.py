@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from app import control, validation
+from app import control
+from app.api import inputs
 from app.exceptions import NoCompleteBatch
-from app.services import get_store
+from app.extensions import get_store
 
 bp = Blueprint("schema", __name__, url_prefix="/streams")
 
@@ -14,10 +15,10 @@ bp = Blueprint("schema", __name__, url_prefix="/streams")
 @bp.get("/<name>/schema")
 def get_schema(name: str) -> Response:
     """Return the schema of the current (or ?version=) batch and its drift."""
-    name = validation.stream_name(name)
+    name = inputs.stream_name(name)
     store = get_store()
     control.require(store, name)
-    version = validation.query_int("version", None, low=1, high=2**53)
+    version = inputs.query_int("version", None, low=1, high=2**53)
     if version is None:
         version = store.reader.current_version(name)
         if version is None:

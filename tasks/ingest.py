@@ -13,11 +13,14 @@ from typing import Any
 import orjson
 from celery import shared_task
 
-from app import metrics, protocol, publishing
-from app.services import get_store
+from app import publish
+from app.extensions import get_store
+from app.ops import metrics
 from app.store.batches import WHOLE, parse_time
-from app.store.deliveries import MAX_DELIVERIES, Deliveries
+from app.store.deliveries import MAX_DELIVERIES
 from app.store.locks import BatchLease
+from config import names
+from tasks import protocol
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ _RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": 
 
 def _publish(lease: BatchLease) -> str:
     store = get_store()
-    verdict = publishing.settle(store, lease.stream, lease.version)
+    verdict = publish.settle(store, lease.stream, lease.version)
     if verdict not in ("waiting", "not_running"):  # this consumer settled it: count once
         _observe(store.reader.batch_or_none(lease.stream, lease.version) or {}, lease,
                  verdict)
@@ -50,9 +53,7 @@ def _poisoned(lease: BatchLease, message: str) -> bool:
     child it reaches would loop forever, so its batch ends failed and the message is acked.
     """
     store = get_store()
-    counter = Deliveries(store.connection, store.definitions.prefix,
-                         store.writer.retention.staging_ttl_ms)
-    if not counter.poisoned(lease, message):
+    if not store.deliveries.poisoned(lease, message):
         return False
     store.writer.finish(lease.stream, lease.version, "failed",
                         {"kind": "poison", "message": f"{message} was delivered more than "
@@ -63,7 +64,7 @@ def _poisoned(lease: BatchLease, message: str) -> bool:
     return True
 
 
-@shared_task(name=protocol.BEGIN, **_RELIABLE)
+@shared_task(name=names.INGEST_BEGIN, **_RELIABLE)
 def begin(stream: str, version: int, token: str) -> None:
     """Record the start of a batch."""
     lease = BatchLease(stream, version, token)
@@ -71,7 +72,7 @@ def begin(stream: str, version: int, token: str) -> None:
     log.info("batch started stream=%s version=%s status=%s", stream, version, status)
 
 
-@shared_task(name=protocol.PAGE, **_RELIABLE)
+@shared_task(name=names.INGEST_PAGE, **_RELIABLE)
 def page(stream: str, version: int, token: str, number: int,
          entries: dict[str, Any] | list[list[Any]]) -> None:
     """Stage one page of records, then publish if the batch is now whole."""
@@ -86,7 +87,7 @@ def page(stream: str, version: int, token: str, number: int,
         _publish(lease)
 
 
-@shared_task(name=protocol.COMPLETE, **_RELIABLE)
+@shared_task(name=names.INGEST_COMPLETE, **_RELIABLE)
 def complete(stream: str, version: int, token: str, pages: int, records: int,
              info: dict[str, Any]) -> None:
     """Record the batch's totals, then publish if every page has arrived."""
@@ -99,7 +100,7 @@ def complete(stream: str, version: int, token: str, pages: int, records: int,
     _publish(lease)
 
 
-@shared_task(name=protocol.FAIL, **_RELIABLE)
+@shared_task(name=names.INGEST_FAIL, **_RELIABLE)
 def fail(stream: str, version: int, token: str, error: dict[str, Any]) -> None:
     """End a batch as failed: it is never published and its lock is freed."""
     store = get_store()

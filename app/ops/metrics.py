@@ -42,10 +42,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from app.services import Store, get_store
+from app.extensions import Store, get_store
 from app.store.batches import parse_time
+from config.names import QUEUES
 
-QUEUES = ("fetch", "ingest")
 # kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists beside its own.
 PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 SECONDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)

@@ -1,4 +1,4 @@
-"""gunicorn settings of the web process (Procfile: ``gunicorn -c python:config.gunicorn``).
+"""gunicorn settings of the web process (Procfile: ``gunicorn -c python:app.ops.gunicorn``).
 
 `on_starting` refuses to serve a non-loopback address without ``API_TOKEN`` and warns when
 no token is set at all; `child_exit` tells prometheus-client a worker died; the error and
@@ -12,7 +12,8 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from app import auth, logging_setup, metrics
+from app.api import access
+from app.ops import logs, metrics
 
 
 def _bind_hosts(binds: list[str]) -> list[str]:
@@ -31,11 +32,11 @@ class JsonLogger(Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        secrets = logging_setup.secret_values(os.environ, os.environ.get(
+        secrets = logs.secret_values(os.environ, os.environ.get(
             "SECRET_ENV_VARS", "").split(","))
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
-                logging_setup.install(handler, secrets)
+                logs.install(handler, secrets)
 
 
 logger_class = JsonLogger
@@ -45,7 +46,7 @@ def on_starting(server: Any) -> None:
     """Refuse an exposed bind without API_TOKEN; warn when the API takes no token."""
     api_token = os.environ.get("API_TOKEN", "")
     read_token = os.environ.get("READ_TOKEN", "")
-    problem = auth.exposure_problem(_bind_hosts(list(server.cfg.bind)), api_token, read_token)
+    problem = access.exposure_problem(_bind_hosts(list(server.cfg.bind)), api_token, read_token)
     if problem:
         server.log.error(problem)
         raise SystemExit(1)

@@ -1,44 +1,24 @@
-"""The change feed: computed when a batch settles, served by GET /streams/<name>/changes.
+"""GET /streams/<name>/changes: what changed since a version, by key, one page at a time.
 
-The preparer `change_set` (registered in `publishing.PREPARERS`) diffs the batch against
-the published one by the stream's `key` and stores the change set with the batch
-(`store.changes`); its counts become the batch metadata field ``changes``. The view folds
-the change sets of every version published after `since` into one net change set.
+Each change set is computed when its batch settles (`app.publish.changeset`); this view
+folds the change sets of every version published after `since` into one net change set
+(`app.store.changefeed`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from flask import Blueprint, Response, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import control, openapi, validation
+from app import control
+from app.api import inputs, openapi
 from app.exceptions import BadRequest, NoCompleteBatch
-from app.services import Store, get_store
-from app.store.changefeed import ChangeCursor, ChangeFeed
-from app.store.changes import ChangeSets
+from app.extensions import Store, get_store
+from app.store.changefeed import ChangeCursor
 from config import defaults
-
-if TYPE_CHECKING:
-    from app.publishing import Candidate
-
-
-def change_sets(store: Store) -> ChangeSets:
-    return ChangeSets(store.connection, store.reader.prefix,
-                      store.writer.retention.staging_ttl_ms)
-
-
-def change_set(candidate: Candidate) -> dict[str, str]:
-    """Store the batch's change set against the published batch; return its counts."""
-    definition = candidate.definition
-    if definition is None:
-        return {}
-    base = int(candidate.previous.get("version", 0)) if candidate.previous else 0
-    diff = change_sets(candidate.store).compute(candidate.stream, candidate.version, base,
-                                                definition.key)
-    return {} if diff is None else {"changes": diff.to_field()}
 
 
 class ChangesQuery(BaseModel):
@@ -72,13 +52,13 @@ bp = Blueprint("changes", __name__, url_prefix="/streams")
 @openapi.document(query=ChangesQuery, ok=ChangesPage, tags=("data",))
 def read_changes(name: str) -> Response:
     """Return what changed since a version: added, updated and removed, by key."""
-    name = validation.stream_name(name)
+    name = inputs.stream_name(name)
     store = get_store()
-    query = validation.query(ChangesQuery)
+    query = inputs.query(ChangesQuery)
     control.require(store, name)
     limit = min(query.limit or current_app.config["DEFAULT_PAGE_LIMIT"],
                 current_app.config["MAX_PAGE_LIMIT"])
-    feed = ChangeFeed(store.connection, store.reader.prefix)
+    feed = store.change_feed
     if query.cursor:
         cursor = ChangeCursor.decode(query.cursor)
         page = feed.read(name, cursor.since, cursor.to, limit=limit, after=cursor.after)

@@ -7,10 +7,10 @@ from typing import Any, TypeVar
 from flask import current_app, request
 from pydantic import BaseModel, ValidationError
 
-from app.errors import validation_error
+from app.api.errors import validation_error
 from app.exceptions import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
+from app.hosts import source_url_errors
 from config.streams import StreamDefinition, valid_stream_name
-from tasks.upstream.guard import source_url_errors
 
 Model = TypeVar("Model", bound=BaseModel)
 

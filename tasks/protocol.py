@@ -2,7 +2,7 @@
 
 Commands reach the worker through RedBeat entries (see `schedule`): beat sends
 ``ds.fetch.stream(stream)`` to the ``fetch`` queue. Fetched data comes back on the
-``ingest`` queue, consumed by data-streams' ingest consumer (`app.ingest`); the worker
+``ingest`` queue, consumed by data-streams' ingest consumer (`tasks.ingest`); the worker
 never writes the batch store itself. One batch is, in order of sending:
 
     ds.ingest.begin(stream, version, token)
@@ -28,13 +28,7 @@ from typing import Any
 from celery import Celery
 
 from app.store.locks import BatchLease
-
-INGEST_QUEUE = "ingest"
-FETCH_QUEUE = "fetch"
-BEGIN = "ds.ingest.begin"
-PAGE = "ds.ingest.page"
-COMPLETE = "ds.ingest.complete"
-FAIL = "ds.ingest.fail"
+from config import names
 
 
 def pack(entries: Sequence[tuple[float, str]]) -> dict[str, Any]:
@@ -62,16 +56,16 @@ class Outbox:
     def _send(self, name: str, *args: Any) -> None:
         lease = self.lease
         self.celery_app.send_task(name, args=[lease.stream, lease.version, lease.token, *args],
-                                  queue=INGEST_QUEUE)
+                                  queue=names.INGEST_QUEUE)
 
     def begin(self) -> None:
-        self._send(BEGIN)
+        self._send(names.INGEST_BEGIN)
 
     def page(self, number: int, entries: Sequence[tuple[float, str]]) -> None:
-        self._send(PAGE, number, pack(entries))
+        self._send(names.INGEST_PAGE, number, pack(entries))
 
     def complete(self, pages: int, records: int, info: dict[str, Any]) -> None:
-        self._send(COMPLETE, pages, records, info)
+        self._send(names.INGEST_COMPLETE, pages, records, info)
 
     def fail(self, error: dict[str, Any]) -> None:
-        self._send(FAIL, error)
+        self._send(names.INGEST_FAIL, error)

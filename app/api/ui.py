@@ -14,14 +14,14 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, redirect, send_from_directory
 from werkzeug.wrappers import Response as BaseResponse
 
-from app import validation
+from app.api import inputs
+from app.extensions import Store, get_store
 from app.schedule import Schedules
-from app.services import Store, get_store
 from app.store.batches import parse_time
 
 bp = Blueprint("ui", __name__)
 
-SHELL_DIR = Path(__file__).resolve().parent / "static" / "ui"
+SHELL_DIR = Path(__file__).resolve().parent.parent / "static" / "ui"
 # Endpoints that serve the data-free page shell; the auth hook lets these through.
 PUBLIC_ENDPOINTS = frozenset({"ui.index", "ui.stream_page", "static"})
 # Fields of the last batch that the overview repeats (others: see /streams/<n>/batches).
@@ -42,7 +42,7 @@ def index() -> Response:
 @bp.get("/ui/streams/<name>")
 def stream_page(name: str) -> BaseResponse:
     """Send a browser to the stream's view of the status page."""
-    return redirect(f"/#/streams/{validation.stream_name(name)}", code=302)
+    return redirect(f"/#/streams/{inputs.stream_name(name)}", code=302)
 
 
 @bp.get("/ui/overview")

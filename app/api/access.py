@@ -6,7 +6,7 @@ the read token or the API token. Deciding by method, not by endpoint, covers end
 added later without anyone remembering to protect them. Open whatever the tokens:
 ``/healthz`` and ``/readyz`` (probes carry no data), ``/openapi.json`` and ``/docs`` (the
 API's shape is public, not its data) and the data-free status page shell
-(`app.ui.PUBLIC_ENDPOINTS`). ``/metrics`` names streams, so it is a read like any other.
+(`app.api.ui.PUBLIC_ENDPOINTS`). ``/metrics`` names streams, so it is a read like any other.
 
 Missing or malformed header: 401; a well-formed but wrong token: 403. Comparison is
 constant-time (`hmac.compare_digest`).
@@ -28,7 +28,7 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 def _public_endpoints() -> frozenset[str]:
-    from app.ui import PUBLIC_ENDPOINTS
+    from app.api.ui import PUBLIC_ENDPOINTS
 
     return OPEN_ENDPOINTS | PUBLIC_ENDPOINTS
 

@@ -14,12 +14,12 @@ import redis
 from celery import Celery
 from flask import Blueprint, Response, current_app, jsonify
 
-from app.services import get_redis
+from app.extensions import get_redis
+from config.names import QUEUES
 
 bp = Blueprint("health", __name__)
 
 BEAT_LOCK_KEY = "{redbeat}::lock"
-QUEUES = ("fetch", "ingest")
 
 
 def redis_check(connection: redis.Redis) -> dict[str, Any]:

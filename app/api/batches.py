@@ -4,27 +4,28 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from app import answers, control, openapi, validation
+from app import control
+from app.api import inputs, models, openapi
 from app.exceptions import Conflict
-from app.services import Store, get_store
+from app.extensions import Store, get_store
 
 bp = Blueprint("batches", __name__, url_prefix="/streams")
 
 
 @bp.get("/<name>/batches")
-@openapi.document(ok=answers.BatchList, tags=("batches",))
+@openapi.document(ok=models.BatchList, tags=("batches",))
 def list_batches(name: str) -> Response:
     """List the stream's recent batches, newest first."""
-    name = validation.stream_name(name)
+    name = inputs.stream_name(name)
     store = get_store()
     control.require(store, name)
-    limit = validation.query_int("limit", 50, low=1, high=500) or 50
+    limit = inputs.query_int("limit", 50, low=1, high=500) or 50
     return jsonify({"stream": name, "batches": store.reader.batches(name, limit)})
 
 
 def _batch_of(name: str, version: int) -> tuple[str, Store]:
     """Return the checked stream name and the store, once the batch is known to exist."""
-    name = validation.stream_name(name)
+    name = inputs.stream_name(name)
     store = get_store()
     control.require(store, name)
     store.reader.batch(name, version)
@@ -32,7 +33,7 @@ def _batch_of(name: str, version: int) -> tuple[str, Store]:
 
 
 @bp.get("/<name>/batches/<int:version>")
-@openapi.document(ok=answers.BatchAnswer, tags=("batches",))
+@openapi.document(ok=models.BatchAnswer, tags=("batches",))
 def get_batch(name: str, version: int) -> Response:
     """Describe one batch."""
     name, store = _batch_of(name, version)
@@ -40,7 +41,7 @@ def get_batch(name: str, version: int) -> Response:
 
 
 @bp.post("/<name>/batches/<int:version>/publish")
-@openapi.document(ok=answers.BatchAnswer, tags=("batches",))
+@openapi.document(ok=models.BatchAnswer, tags=("batches",))
 def publish_batch(name: str, version: int) -> Response:
     """Publish a quarantined batch by hand (it must still be newer than the current)."""
     name, store = _batch_of(name, version)
@@ -52,7 +53,7 @@ def publish_batch(name: str, version: int) -> Response:
 
 
 @bp.post("/<name>/batches/<int:version>/discard")
-@openapi.document(ok=answers.BatchAnswer, tags=("batches",))
+@openapi.document(ok=models.BatchAnswer, tags=("batches",))
 def discard_batch(name: str, version: int) -> Response:
     """Discard a quarantined batch; its records expire after the grace period."""
     name, store = _batch_of(name, version)

@@ -6,8 +6,9 @@ the JSON types seen there and whether it may be null or missing:
     {"records": 120, "fields": {"id": {"types": ["integer"], "nullable": false},
                                 "price": {"types": ["number", "string"], "nullable": true}}}
 
-The worker builds one over every record of a batch (`SchemaBuilder`); the ingest side
-compares it with the published batch's (`diff`).
+The worker builds one over every record of a batch (`SchemaBuilder`) and sends it with
+the batch totals; the publish step compares it with the published batch's
+(`app.publish.drift`).
 """
 
 from __future__ import annotations
@@ -80,35 +81,3 @@ class SchemaBuilder:
             fields[path] = {"types": sorted(types - {"null"}),
                             "nullable": "null" in types or self.present[path] < expected}
         return {"records": self.records, "fields": fields}
-
-
-def infer(records: list[Any]) -> dict[str, Any]:
-    """Return the compact schema of `records`."""
-    builder = SchemaBuilder()
-    builder.add(records)
-    return builder.result()
-
-
-def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Return the drift from `before` to `after`: fields added, removed, changed."""
-    old, new = before.get("fields", {}), after.get("fields", {})
-    changed = {path: {"before": old[path], "after": new[path]}
-               for path in sorted(old.keys() & new.keys()) if old[path] != new[path]}
-    return {"added": sorted(new.keys() - old.keys()),
-            "removed": sorted(old.keys() - new.keys()), "changed": changed}
-
-
-def has_drift(drift: dict[str, Any]) -> bool:
-    """Tell whether a `diff` found any difference."""
-    return bool(drift.get("added") or drift.get("removed") or drift.get("changed"))
-
-
-def describe(drift: dict[str, Any], limit: int = 5) -> str:
-    """Return a one-line summary of a `diff`, naming at most `limit` fields per kind."""
-    parts = []
-    for kind in ("added", "removed", "changed"):
-        names = list(drift.get(kind) or [])
-        if names:
-            more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
-            parts.append(f"{kind} {', '.join(names[:limit])}{more}")
-    return "; ".join(parts) or "no drift"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from app import answers, control, openapi, validation
+from app import control
+from app.api import inputs, models, openapi
+from app.extensions import get_store
 from app.schedule import Schedules
-from app.services import get_store
 from config.middleware import PREFIXES_CONTEXT
 from config.streams import StreamDefinition
 
@@ -18,31 +19,31 @@ def schedules() -> Schedules:
 
 
 @bp.get("")
-@openapi.document(ok=answers.StreamList, tags=("streams",))
+@openapi.document(ok=models.StreamList, tags=("streams",))
 def list_streams() -> Response:
     """List every stream with its state."""
     return jsonify({"streams": control.summary(get_store(), schedules())})
 
 
 @bp.put("/<name>")
-@openapi.document(json=StreamDefinition, ok=answers.StreamSaved, tags=("streams",))
+@openapi.document(json=StreamDefinition, ok=models.StreamSaved, tags=("streams",))
 def put_stream(name: str) -> tuple[Response, int]:
     """Create or replace a stream definition."""
-    name = validation.stream_name(name)
+    name = inputs.stream_name(name)
     prefixes = current_app.config.get("CUSTOM_MIDDLEWARE_PREFIXES", [])
-    definition = validation.body(StreamDefinition, context={PREFIXES_CONTEXT: prefixes})
-    validation.source_hosts(definition, current_app.config["ALLOWED_SOURCE_HOSTS"])
-    validation.interval(definition.interval_seconds)
+    definition = inputs.body(StreamDefinition, context={PREFIXES_CONTEXT: prefixes})
+    inputs.source_hosts(definition, current_app.config["ALLOWED_SOURCE_HOSTS"])
+    inputs.interval(definition.interval_seconds)
     created = get_store().definitions.put(name, definition)
     body = {"stream": name, "created": created, "definition": definition.model_dump(mode="json")}
     return jsonify(body), 201 if created else 200
 
 
 @bp.get("/<name>")
-@openapi.document(ok=answers.StreamState, tags=("streams",))
+@openapi.document(ok=models.StreamState, tags=("streams",))
 def get_stream(name: str) -> Response:
     """Describe a stream: definition, state, current version, batch in progress."""
-    name = validation.stream_name(name)
+    name = inputs.stream_name(name)
     return jsonify(control.describe(get_store(), schedules(), name))
 
 
@@ -50,7 +51,7 @@ def get_stream(name: str) -> Response:
 @openapi.document(status=204, tags=("streams",))
 def delete_stream(name: str) -> tuple[str, int]:
     """Stop a stream and forget its definition (its data expires with its versions)."""
-    name = validation.stream_name(name)
+    name = inputs.stream_name(name)
     store = get_store()
     control.require(store, name)
     schedules().remove(name)
@@ -59,22 +60,22 @@ def delete_stream(name: str) -> tuple[str, int]:
 
 
 @bp.post("/<name>/start")
-@openapi.document(json=control.StartRequest, ok=answers.StreamStarted,
+@openapi.document(json=control.StartRequest, ok=models.StreamStarted,
                   tags=("streams",))
 def start_stream(name: str) -> Response:
     """Start fetching a stream periodically (idempotent)."""
-    name = validation.stream_name(name)
-    request = validation.body(control.StartRequest, optional=True)
-    validation.interval(request.interval_seconds
+    name = inputs.stream_name(name)
+    request = inputs.body(control.StartRequest, optional=True)
+    inputs.interval(request.interval_seconds
                         or control.require(get_store(), name).interval_seconds)
     return jsonify(control.start(get_store(), schedules(), name, request))
 
 
 @bp.post("/<name>/stop")
-@openapi.document(json=control.StopRequest, ok=answers.StreamStopped,
+@openapi.document(json=control.StopRequest, ok=models.StreamStopped,
                   tags=("streams",))
 def stop_stream(name: str) -> Response:
     """Stop fetching a stream (idempotent); its data stays."""
-    name = validation.stream_name(name)
-    request = validation.body(control.StopRequest, optional=True)
+    name = inputs.stream_name(name)
+    request = inputs.body(control.StopRequest, optional=True)
     return jsonify(control.stop(get_store(), schedules(), name, request))

@@ -11,13 +11,14 @@ import orjson
 from flask import Blueprint, Response, current_app, request, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import control, export, openapi, validation
+from app import control
+from app.api import export, inputs, openapi
 from app.exceptions import BadRequest
-from app.services import get_store
+from app.extensions import get_store
+from app.records import value_score
 from app.store.reader import Cursor, Window
 from config import defaults
 from config.streams import StreamDefinition
-from tasks.records import value_score
 
 bp = Blueprint("data", __name__, url_prefix="/streams")
 FORMATS = {"json": "application/json", "ndjson": export.NDJSON, "csv": export.CSV}
@@ -55,9 +56,9 @@ class DataPage(BaseModel):
 @openapi.document(query=DataQuery, ok=DataPage, tags=("data",))
 def read_data(name: str) -> Response:
     """Return one page of records, or stream the whole version as NDJSON or CSV."""
-    name = validation.stream_name(name)
+    name = inputs.stream_name(name)
     store = get_store()
-    query = validation.query(DataQuery)
+    query = inputs.query(DataQuery)
     # Only a score range needs the definition (its order_by); a plain page does not parse it.
     ranged = bool(query.min or query.max)
     window = _window(query, control.require(store, name) if ranged else None)

@@ -6,8 +6,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app import redis_checks
-from app.services import get_redis, get_store
+from app.extensions import get_redis, get_store
+from app.ops import redis_checks
 from config.streams import load_streams_file
 
 

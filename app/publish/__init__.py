@@ -1,0 +1,49 @@
+"""What happens around the one atomic publish step of a whole batch.
+
+When the last page or the totals of a batch arrive, `settle` runs, in order:
+1. the *preparers*: each returns metadata fields to write with the batch in the same
+   atomic step (change counts, schema drift, ...);
+2. the *gates*: each may return a reason to keep the batch `quarantined` instead
+   (empty batch, too many records dropped, schema drift, ...);
+3. the fenced Lua commit (`BatchWriter.try_publish` or `.quarantine`).
+A quarantined batch can be published or discarded by hand later. Preparers and gates
+are plain functions of a `Candidate`; they must be idempotent, since two ingest consumers
+may settle the same batch at once (the Lua step decides once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from app.publish import changeset, drift, gates
+from app.publish.candidate import Candidate, load
+from app.store import Store
+
+log = logging.getLogger(__name__)
+
+Preparer = Callable[[Candidate], dict[str, str]]
+Gate = Callable[[Candidate], str | None]
+
+PREPARERS: list[Preparer] = [drift.schema_drift, changeset.change_set]
+GATES: list[Gate] = [gates.empty_batch, gates.too_many_dropped, drift.drifted,
+                     gates.invalid_records]
+
+
+def settle(store: Store, stream: str, version: int) -> str:
+    """Publish or quarantine a whole batch; return the verdict ("waiting" if not whole)."""
+    found = load(store, stream, version)
+    if found is None:
+        status = store.reader.batch_or_none(stream, version) or {}
+        return "waiting" if status.get("status") == "running" else "not_running"
+    extra: dict[str, str] = {}
+    for prepare in PREPARERS:
+        extra.update(prepare(found))
+    reasons = [reason for gate in GATES if (reason := gate(found))]
+    if reasons:
+        verdict = store.writer.quarantine(stream, version, "; ".join(reasons), extra)
+    else:
+        verdict = store.writer.try_publish(stream, version, extra)
+    log.info("batch settled stream=%s version=%s verdict=%s%s", stream, version, verdict,
+             f" reason={reasons[0]}" if reasons else "")
+    return verdict
