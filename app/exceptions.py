@@ -1,17 +1,21 @@
 """Every error data-streams raises, in one tree.
 
     DataStreamsError
+    ├── StoreError                raised by the store and the commands, named for what
+    │   │                         happened; app.api.error_handlers maps each to a status
+    │   ├── StreamNotFound        the stream is not defined              (404)
+    │   ├── NoCompleteBatch       no version has been published yet      (404)
+    │   ├── BatchNotFound         no batch with that version             (404)
+    │   ├── BatchNotReadable      the batch exists but is not complete   (400)
+    │   ├── InvalidCursor         a cursor the store did not write       (400)
+    │   ├── VersionExpired        the version left the history or expired (410)
+    │   └── ChangesExpired        the change sets since a version are gone (410)
     ├── ApiError                  answered to HTTP clients as {"error": {code, message, details}}
     │   ├── BadRequest            400 bad_request
     │   ├── Unauthorized          401 unauthorized
     │   ├── Forbidden             403 forbidden
     │   ├── NotFound              404 not_found
-    │   │   ├── StreamNotFound    404 stream_not_found
-    │   │   ├── NoCompleteBatch   404 no_complete_batch
-    │   │   └── BatchNotFound     404 batch_not_found
     │   ├── Conflict              409 conflict
-    │   ├── Gone                  410 gone (expired version or cursor)
-    │   ├── PayloadTooLarge       413 payload_too_large
     │   ├── UnsupportedMediaType  415 unsupported_media_type
     │   ├── ValidationFailed      422 validation_failed
     │   └── StoreUnavailable      503 store_unavailable (Redis unreachable; Retry-After)
@@ -32,6 +36,54 @@ from typing import Any
 
 class DataStreamsError(Exception):
     """Base of every data-streams error."""
+
+
+class StoreError(DataStreamsError):
+    """An answer of the store that is not data: what was asked for is not there (now)."""
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class StreamNotFound(StoreError):
+    """The stream is not defined."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"stream {name!r} does not exist", details={"stream": name})
+
+
+class NoCompleteBatch(StoreError):
+    """The stream has never published a version."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"stream {name!r} has no complete batch yet; start it and retry",
+                         details={"stream": name})
+
+
+class BatchNotFound(StoreError):
+    """The stream has no batch with this version."""
+
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(f"stream {name!r} has no batch {version}",
+                         details={"stream": name, "version": version})
+
+
+class BatchNotReadable(StoreError):
+    """The batch exists but its records are not served (running, failed, ...)."""
+
+
+class InvalidCursor(StoreError):
+    """A cursor the store did not write (or no longer understands)."""
+
+
+class VersionExpired(StoreError):
+    """The version left the history, or expired while it was read."""
+
+
+class ChangesExpired(StoreError):
+    """The change sets since a version are no longer all kept."""
 
 
 class ApiError(DataStreamsError):
@@ -65,39 +117,8 @@ class NotFound(ApiError):
     status, code = 404, "not_found"
 
 
-class StreamNotFound(NotFound):
-    code = "stream_not_found"
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"stream {name!r} does not exist", details={"stream": name})
-
-
-class NoCompleteBatch(NotFound):
-    code = "no_complete_batch"
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"stream {name!r} has no complete batch yet; start it and retry",
-                         details={"stream": name})
-
-
-class BatchNotFound(NotFound):
-    code = "batch_not_found"
-
-    def __init__(self, name: str, version: int) -> None:
-        super().__init__(f"stream {name!r} has no batch {version}",
-                         details={"stream": name, "version": version})
-
-
 class Conflict(ApiError):
     status, code = 409, "conflict"
-
-
-class Gone(ApiError):
-    status, code = 410, "gone"
-
-
-class PayloadTooLarge(ApiError):
-    status, code = 413, "payload_too_large"
 
 
 class UnsupportedMediaType(ApiError):

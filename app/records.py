@@ -1,13 +1,19 @@
-"""Records into store entries: canonical JSON members and their sort scores."""
+"""Records and the values in them: canonical JSON, sort scores, dotted paths, ISO times.
+
+Every process reads and writes records through these: the worker encodes each record as
+canonical JSON (the member stored in a version's sorted set) with its score; the store,
+the API and the middleware read fields by dotted path; every time data-streams writes
+(batch metadata, logs, schedules, rate limits) is ISO-8601 UTC with milliseconds and a Z.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from app.paths import get_path
+MISSING = object()
 
 # Scores of upstream order: page * PAGE_STRIDE + index keeps pages apart and exact in a double.
 PAGE_STRIDE = 1_000_000
@@ -50,3 +56,50 @@ def to_entries(records: list[Any], page: int, order_by: str | None
         return [(order_score(record, order_by), encode(record)) for record in records]
     base = page * PAGE_STRIDE
     return [(float(base + index), encode(record)) for index, record in enumerate(records)]
+
+
+def get_path(document: Any, path: str, default: Any = MISSING) -> Any:
+    """Return the value at dotted `path` ('' is the document itself), or `default`.
+
+    Without a default, a missing step raises KeyError naming the path.
+    """
+    value = document
+    if path:
+        for step in path.split("."):
+            if isinstance(value, dict) and step in value:
+                value = value[step]
+            elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
+                value = value[int(step)]
+            elif default is not MISSING:
+                return default
+            else:
+                raise KeyError(path)
+    return value
+
+
+def iso(moment: datetime) -> str:
+    """Format a time as ISO-8601 UTC with milliseconds and a Z (naive means UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_at(epoch_seconds: float) -> str:
+    """Format a Unix time (seconds) like `iso`."""
+    return iso(datetime.fromtimestamp(epoch_seconds, UTC))
+
+
+def now_iso() -> str:
+    """Return the current time formatted like `iso`."""
+    return iso(datetime.now(UTC))
+
+
+def parse_time(raw: object) -> datetime | None:
+    """Return an ISO-8601 time (as `iso` writes it, or any other) as aware UTC, or None."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -9,7 +9,7 @@ enqueues the first fetch itself.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery
@@ -17,6 +17,7 @@ from celery.schedules import schedule
 from redbeat import RedBeatSchedulerEntry
 from redbeat.schedulers import ensure_conf
 
+from app.records import iso
 from config import names
 
 
@@ -75,10 +76,4 @@ class Schedules:
         due = (entry.last_run_at + entry.schedule.run_every if entry.last_run_at is not None
                else None)
         return {"state": "running", "interval_seconds": interval,
-                "next_run_at": _iso(due) if due is not None else None}
-
-
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+                "next_run_at": iso(due) if due is not None else None}

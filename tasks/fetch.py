@@ -21,8 +21,7 @@ from flask import current_app
 from app.exceptions import UpstreamError
 from app.extensions import Store, get_store
 from app.ops.logs import bind
-from app.records import to_entries
-from app.store.batches import now_iso
+from app.records import now_iso, to_entries
 from app.store.locks import BatchLease
 from config import names
 from config.streams import StreamDefinition

@@ -16,9 +16,10 @@ from celery import shared_task
 from app import publish
 from app.extensions import get_store
 from app.ops import metrics
-from app.store.batches import WHOLE, parse_time
+from app.records import parse_time
 from app.store.deliveries import MAX_DELIVERIES
 from app.store.locks import BatchLease
+from app.store.writer import WHOLE
 from config import names
 from tasks import protocol
 

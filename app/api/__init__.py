@@ -14,7 +14,7 @@ from app.api import (
     batches,
     changes,
     data,
-    errors,
+    error_handlers,
     openapi,
     schema,
     streams,
@@ -24,7 +24,7 @@ from app.api import (
 
 def init_app(app: Flask) -> None:
     """Register the error handlers, the token hook, every blueprint and /openapi.json."""
-    errors.init_app(app)
+    error_handlers.init_app(app)
     access.init_app(app)
     for module in (streams, data, batches, changes, schema, ui):
         app.register_blueprint(module.bp)

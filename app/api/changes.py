@@ -1,6 +1,6 @@
 """GET /streams/<name>/changes: what changed since a version, by key, one page at a time.
 
-Each change set is computed when its batch settles (`app.publish.changeset`); this view
+Each change set is computed when its batch settles (`app.publish.change_set`); this view
 folds the change sets of every version published after `since` into one net change set
 (`app.store.changefeed`).
 """
@@ -17,7 +17,7 @@ from app import control
 from app.api import inputs, openapi
 from app.exceptions import BadRequest, NoCompleteBatch
 from app.extensions import Store, get_store
-from app.store.changefeed import ChangeCursor
+from app.store.cursors import ChangeCursor
 from config import defaults
 
 

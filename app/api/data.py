@@ -16,7 +16,7 @@ from app.api import export, inputs, openapi
 from app.exceptions import BadRequest
 from app.extensions import get_store
 from app.records import value_score
-from app.store.reader import Cursor, Window
+from app.store.cursors import Cursor, Window
 from config import defaults
 from config.streams import StreamDefinition
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from app.store.reader import Reader, Window
+from app.store.cursors import Window
+from app.store.reader import Reader
 
 EXPORT_CHUNK = 2000
 NDJSON = "application/x-ndjson"

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from flask import current_app, request
 from pydantic import BaseModel, ValidationError
 
-from app.api.errors import validation_error
+from app.api.error_handlers import validation_error
 from app.exceptions import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
 from app.hosts import source_url_errors
 from config.streams import StreamDefinition, valid_stream_name

@@ -16,8 +16,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from app.api import inputs
 from app.extensions import Store, get_store
+from app.records import iso, parse_time
 from app.schedule import Schedules
-from app.store.batches import parse_time
 
 bp = Blueprint("ui", __name__)
 
@@ -92,8 +92,3 @@ def is_stale(age_seconds: float | None, interval_seconds: int | None) -> bool:
     if age_seconds is None or not interval_seconds:
         return False
     return age_seconds > STALE_INTERVALS * interval_seconds
-
-
-def iso(moment: datetime) -> str:
-    """Format a UTC time as ISO-8601 with milliseconds and a Z."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

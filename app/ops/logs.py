@@ -22,10 +22,11 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from app.records import iso_at
 
 REDACTED = "[REDACTED]"
 # Celery's per-task INFO lines; their failures are still logged (at ERROR).
@@ -104,8 +105,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": iso_at(record.created),
             "level": record.levelname, "logger": record.name, "message": record.getMessage()}
         line.update({k: v for k, v in (_context.get() or {}).items() if v is not None})
         task_id = _task_id()

@@ -43,7 +43,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from app.extensions import Store, get_store
-from app.store.batches import parse_time
+from app.records import parse_time
 from config.names import QUEUES
 
 # kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists beside its own.

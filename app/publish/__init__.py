@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from app.publish import changeset, drift, gates
+from app.publish import drift, gates
 from app.publish.candidate import Candidate, load
 from app.store import Store
 
@@ -25,7 +25,25 @@ log = logging.getLogger(__name__)
 Preparer = Callable[[Candidate], dict[str, str]]
 Gate = Callable[[Candidate], str | None]
 
-PREPARERS: list[Preparer] = [drift.schema_drift, changeset.change_set]
+
+
+def change_set(candidate: Candidate) -> dict[str, str]:
+    """Stage the batch's change set against the published batch; return its counts.
+
+    The diff is by the stream's `key` (`app.store.changesets`); the publish step makes the
+    change set permanent in the same Lua step as the pointer, and the change feed
+    (GET /streams/<name>/changes) folds the change sets of several versions into one.
+    """
+    definition = candidate.definition
+    if definition is None:
+        return {}
+    base = int(candidate.previous.get("version", 0)) if candidate.previous else 0
+    diff = candidate.store.change_sets.compute(candidate.stream, candidate.version, base,
+                                               definition.key)
+    return {} if diff is None else {"changes": diff.to_field()}
+
+
+PREPARERS: list[Preparer] = [drift.schema_drift, change_set]
 GATES: list[Gate] = [gates.empty_batch, gates.too_many_dropped, drift.drifted,
                      gates.invalid_records]
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from redis import Redis
 
-from app.store.batches import BatchWriter, Retention
 from app.store.changefeed import ChangeFeed
 from app.store.changesets import ChangeSets
 from app.store.definitions import Definitions
@@ -24,6 +23,7 @@ from app.store.locks import StreamLocks
 from app.store.oauth_tokens import TokenCache
 from app.store.ratelimit import RateLimits
 from app.store.reader import Reader
+from app.store.writer import BatchWriter, Retention
 
 
 @dataclass(frozen=True)

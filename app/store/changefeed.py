@@ -1,7 +1,7 @@
 """Reads of the change feed: the change sets of several versions folded into one.
 
-Structures (see `changes`): each published version's change set ``P:{s}:b:<v>:chg`` and
-its metadata hash ``P:{s}:b:<v>`` (fields ``previous`` and ``changes``). The versions after
+Reads each published version's change set (`StreamKeys.changes`, see `changesets`) and
+its metadata (fields ``previous`` and ``changes``). The versions after
 `since` are found by walking ``previous`` back from the newest; a page reads every one of
 their change sets in step by key (ZRANGEBYLEX), so reading costs O(changes), not O(batch).
 Per key, the first change tells whether the record existed at `since` and the last one
@@ -10,44 +10,18 @@ whether it exists now: added then removed is absent, removed then added is updat
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis import Redis
 
-from app.exceptions import BadRequest, Gone
+from app.exceptions import ChangesExpired
 from app.store.changesets import AFTER_KEY, SEP
+from app.store.cursors import ChangeCursor
 from app.store.keys import StreamKeys
 
 MAX_CHAIN = 10_000
-
-
-@dataclass(frozen=True)
-class ChangeCursor:
-    """Where a change-feed reader stands: the pinned range and the last key answered."""
-
-    since: int
-    to: int
-    after: str
-
-    def encode(self) -> str:
-        raw = orjson.dumps({"f": self.since, "t": self.to, "k": self.after})
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> ChangeCursor:
-        try:
-            body = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            cursor = cls(since=int(body["f"]), to=int(body["t"]), after=str(body["k"]))
-        except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-            raise BadRequest("cursor is not valid; use next_cursor from a previous page",
-                             details={"field": "cursor"}) from None
-        if cursor.since < 0 or cursor.to <= cursor.since or not cursor.after:
-            raise BadRequest("cursor is not valid", details={"field": "cursor"})
-        return cursor
 
 
 @dataclass(frozen=True)
@@ -62,10 +36,10 @@ class ChangePage:
     next_cursor: str | None
 
 
-def _gone(stream: str, since: int, why: str) -> Gone:
-    return Gone(f"changes of {stream!r} since version {since} are no longer kept ({why}); "
-                "do a full reload from /data and continue from its version",
-                details={"stream": stream, "since": since, "reason": why})
+def _gone(stream: str, since: int, why: str) -> ChangesExpired:
+    return ChangesExpired(f"changes of {stream!r} since version {since} are no longer kept "
+                          f"({why}); do a full reload from /data and continue from its "
+                          "version", details={"stream": stream, "since": since, "reason": why})
 
 
 class ChangeFeed:

@@ -1,12 +1,10 @@
 """Change sets between published versions: what each batch added, updated and removed.
 
-Structures (built by `keys.StreamKeys`; ``k`` is a record's key as canonical JSON):
-
-    P:{s}:b:<v>:dig   hash  k -> digest of the record's canonical JSON, for every keyed
-                            record of v; read once, when the next batch is diffed
-    P:{s}:b:<v>:chg   zset  v's change set against the version it replaced; every score
-                            is 0 and each member is "k<TAB>op<TAB>record" with op ``a``
-                            (added), ``u`` (updated) or ``r`` (removed, record empty)
+Two structures per version (key names in `keys`; ``k`` is a record's key as canonical JSON):
+the digests (hash: k -> digest of the record's canonical JSON, for every keyed record; read
+once, when the next batch is diffed) and the change set (zset against the version it
+replaced: every score is 0 and each member is "k<TAB>op<TAB>record" with op ``a`` (added),
+``u`` (updated) or ``r`` (removed, record empty)).
 
 JSON never holds a raw control character, so members sort by key first and a
 lexicographic range (ZRANGEBYLEX) pages through one change set, or through several in step.
@@ -26,7 +24,7 @@ from typing import Any
 import orjson
 from redis import Redis
 
-from app.paths import get_path
+from app.records import get_path
 from app.store.keys import StreamKeys
 
 CHUNK = 5000

@@ -1,6 +1,6 @@
 """Stream definitions: one JSON string per stream plus a set of names.
 
-Keys (see `keys`): ``P:streams`` (set), ``P:{s}:def`` (string). Definitions are validated
+The set of names and one string per stream (layout in `keys`). Definitions are validated
 by `config.streams.StreamDefinition` before they are written; what is stored is the
 validated model, so a reader never sees an invalid one.
 """

@@ -1,6 +1,6 @@
 """Delivery counts of ingest messages, to bound a poison message's redeliveries.
 
-Structure (see `keys`): the hash ``P:{s}:b:<v>:dlv``, field ``"<message>:<page>"``, value the
+One hash per batch (`StreamKeys.deliveries`): field ``"<message>:<page>"``, value the
 number of times that message reached a consumer; it expires with the batch's staging data.
 Ingest tasks are acknowledged late and rejected back to the queue when their pool child
 dies, so a message that kills its child would loop forever; past `MAX_DELIVERIES` the

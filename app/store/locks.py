@@ -1,10 +1,10 @@
 """The per-stream batch lock, version sequence and fetch receipts: strings per stream.
 
-Keys (see `keys`): ``P:{s}:lock`` holds ``"<token>:<version>"`` with a PX timeout that covers
-the fetch task's hard time limit plus slack; ``P:{s}:seq`` is the version counter. Taking
+The lock holds ``"<token>:<version>"`` (`BatchLease.value`) with a PX timeout that covers
+the fetch task's hard time limit plus slack; the sequence is the version counter. Taking
 the lock and handing out the next version is one Lua step, so at most one batch per stream
-is in flight and versions only grow. ``P:{s}:fetch:<task id>`` is the receipt of a fetch
-message: a redelivered or duplicated message (same task id) never starts a second batch.
+is in flight and versions only grow. A fetch message's receipt (keyed by its task id)
+means a redelivered or duplicated message (same task id) never starts a second batch.
 The running fetch and the ingest consumer extend the lock as pages flow; publish and fail
 release it (compare-and-delete on the value).
 """
@@ -63,6 +63,12 @@ class BatchLease:
     def value(self) -> str:
         return f"{self.token}:{self.version}"
 
+    @classmethod
+    def parse(cls, stream: str, value: object) -> BatchLease:
+        """Return the lease whose `value` is stored in the lock key."""
+        token, _, version = str(value).rpartition(":")
+        return cls(stream, int(version), token)
+
 
 class StreamLocks:
     """Takes, extends and releases the batch lock of a stream."""
@@ -116,5 +122,5 @@ class StreamLocks:
         raw = self.connection.get(StreamKeys(self.prefix, stream).lock)
         if not raw:
             return None
-        token, _, version = str(raw).rpartition(":")
-        return token, int(version)
+        lease = BatchLease.parse(stream, raw)
+        return lease.token, lease.version

@@ -1,6 +1,6 @@
 """OAuth2 access tokens shared by every worker of a stream, encrypted at rest.
 
-Key (see `keys`): ``P:{s}:oauth`` (string, PX = the token's lifetime less a margin).
+One string per stream (`StreamKeys.oauth_token`), PX = the token's lifetime less a margin.
 The value is a Fernet token whose key is derived from the client secret (HKDF-SHA256), so
 only a process that has the secret in its environment can read the access token; the
 payload also carries a fingerprint of the token URL, client id and scopes, so a token

@@ -1,7 +1,7 @@
 """The shared request budget of a stream, and what the upstream said about its limits.
 
-Keys (see `keys`): ``P:{s}:rl:next`` (string, epoch ms of the next free request slot)
-and ``P:{s}:rl:until`` (string, epoch ms until which every worker waits). Both live only
+Two strings per stream (`StreamKeys.rate_next`, `.rate_limited_until`; the layout is in
+`keys`): the next free request slot and the time until which every worker waits. Both live only
 as long as they matter (PX). Each worker asks `acquire` before a request: the script
 hands out slots `interval` apart on Redis's own clock, so workers on several hosts share
 one budget, and never earlier than a block learnt from 429 / Retry-After or
@@ -10,10 +10,9 @@ one budget, and never earlier than a block learnt from 429 / Retry-After or
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from redis import Redis
 
+from app.records import iso_at
 from app.store.keys import StreamKeys
 
 # KEYS: next, until. ARGV: interval ms (0: no budget). Returns {wait ms, now ms}.
@@ -48,11 +47,6 @@ return blocked
 """
 
 
-def iso_ms(epoch_ms: int) -> str:
-    """Return an epoch in ms as ISO-8601 UTC with milliseconds."""
-    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
 
 class RateLimits:
     """Request slots and learnt blocks of every stream, shared by all workers."""
@@ -75,9 +69,9 @@ class RateLimits:
         keys = StreamKeys(self.prefix, stream)
         until = self._block(keys=[keys.rate_limited_until],
                             args=[max(round(seconds * 1000), 1)])
-        return iso_ms(int(until))
+        return iso_at(int(until) / 1000)
 
     def limited_until(self, stream: str) -> str | None:
         """Return when the stream's current rate-limit wait ends (ISO), or None."""
         raw = self.connection.get(StreamKeys(self.prefix, stream).rate_limited_until)
-        return iso_ms(int(raw)) if raw else None
+        return iso_at(int(raw) / 1000) if raw else None

@@ -1,79 +1,36 @@
 """Reads of published versions and batch history.
 
-Structures (see `keys`): the pointer ``P:{s}:current``, each version's records zset
-``P:{s}:b:<v>:rec`` and metadata hash ``P:{s}:b:<v>``, the history index ``P:{s}:batches``.
-A reader resolves the version once and then reads only that version's immutable zset;
-the cursor carries the version, so paging never mixes two batches. A `Window` (score
-range and direction) becomes a range of ranks once per page (ZCOUNT), so a page is
-O(log N + limit) however deep it lies, and the cursor carries the window too.
+Reads the pointer to the current version, each version's records (a sorted set) and
+metadata (a hash), and the history index; the layout is in `keys`. A reader resolves the
+version once and then reads only that version's immutable zset; the cursor carries the
+version, so paging never mixes two batches. A `Window` (score range and direction) becomes
+a range of ranks once per page (ZCOUNT), so a page is O(log N + limit) however deep it
+lies, and the cursor carries the window too.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from math import isfinite
 from typing import Any
 
 import orjson
 from redis import Redis
 
-from app.exceptions import BadRequest, BatchNotFound, Gone, NoCompleteBatch, StreamNotFound
+from app.exceptions import (
+    BatchNotFound,
+    BatchNotReadable,
+    NoCompleteBatch,
+    StreamNotFound,
+    VersionExpired,
+)
 from app.store import scripts
+from app.store.cursors import EVERYTHING, Cursor, Window
 from app.store.keys import StreamKeys
+from app.store.locks import BatchLease
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
-
-
-@dataclass(frozen=True)
-class Window:
-    """Which records of a version, in which order: a score range (inclusive) and a way."""
-
-    low: float | None = None
-    high: float | None = None
-    descending: bool = False
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where a paging reader stands: a pinned version, an offset and the window read."""
-
-    version: int
-    offset: int
-    window: Window = Window()
-
-    def encode(self) -> str:
-        body: dict[str, object] = {"v": self.version, "o": self.offset}
-        if self.window != Window():
-            body.update(lo=self.window.low, hi=self.window.high, d=self.window.descending)
-        raw = orjson.dumps(body)
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            body = orjson.loads(raw)
-            window = Window(_bound(body.get("lo")), _bound(body.get("hi")), bool(body.get("d")))
-            cursor = cls(version=int(body["v"]), offset=int(body["o"]), window=window)
-        except (binascii.Error, ValueError, KeyError, TypeError, AttributeError,
-                orjson.JSONDecodeError):
-            raise BadRequest("cursor is not valid; use next_cursor from a previous page",
-                             details={"field": "cursor"}) from None
-        if cursor.version < 1 or cursor.offset < 0:
-            raise BadRequest("cursor is not valid", details={"field": "cursor"})
-        return cursor
-
-
-def _bound(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
-        raise ValueError("bound")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -97,8 +54,8 @@ def _value(text: str) -> Any:
     return text
 
 
-def _expired(stream: str, version: int) -> Gone:
-    return Gone(f"version {version} of {stream!r} has expired; restart from the current "
+def _expired(stream: str, version: int) -> VersionExpired:
+    return VersionExpired(f"version {version} of {stream!r} has expired; restart from the current "
                 "version", details={"stream": stream, "version": version})
 
 
@@ -118,7 +75,7 @@ class Reader:
         return int(raw) if raw else None
 
     def read(self, stream: str, *, limit: int, cursor: Cursor | None = None,
-             version: int | None = None, window: Window = Window()) -> RecordPage:
+             version: int | None = None, window: Window = EVERYTHING) -> RecordPage:
         """Return `limit` records of the cursor's, the given or the current version."""
         offset = 0
         if cursor is not None:
@@ -163,8 +120,8 @@ class Reader:
                 raise NoCompleteBatch(stream)
             target = self._last_current[stream] = int(reply[1])
         else:
-            raise Gone(f"{stream!r} kept publishing during the read; retry",
-                       details={"stream": stream})
+            raise VersionExpired(f"{stream!r} kept publishing during the read; retry",
+                                 details={"stream": stream})
         defined, status, count, exists, total, members = reply
         if not defined:
             raise StreamNotFound(stream)
@@ -182,8 +139,8 @@ class Reader:
         for offset in range(0, stop - start, chunk):
             members = self._slice(stream, version, window, (start, stop), offset, chunk)
             if len(members) < min(chunk, stop - start - offset):
-                raise Gone(f"version {version} of {stream!r} expired during the export",
-                           details={"stream": stream, "version": version})
+                raise VersionExpired(f"version {version} of {stream!r} expired during the "
+                                     "export", details={"stream": stream, "version": version})
             yield members
 
     def resolve(self, stream: str, version: int | None) -> int:
@@ -229,8 +186,9 @@ class Reader:
         if status is None:
             raise BatchNotFound(stream, version)
         if status != "complete":
-            raise BadRequest(f"batch {version} of {stream!r} is {status}, not complete",
-                             details={"stream": stream, "version": version, "status": status})
+            raise BatchNotReadable(f"batch {version} of {stream!r} is {status}, not complete",
+                                   details={"stream": stream, "version": version,
+                                            "status": status})
         if not exists and int(count or 0) > 0:
             raise _expired(stream, version)
 
@@ -260,7 +218,7 @@ class Reader:
         raw = self.connection.get(keys.lock)
         if not raw:
             return None
-        version = int(str(raw).rpartition(":")[2])
+        version = BatchLease.parse(stream, raw).version
         row = self.connection.hgetall(keys.batch(version))
         batch = decode_batch(row) if row else {"version": version, "status": "running"}
         batch.setdefault("pages_received", 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.paths import get_path
+from app.records import get_path
 
 Record = Any
 MAX_SAMPLES = 10

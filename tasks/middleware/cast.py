@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from app.paths import get_path
+from app.records import get_path
 from config.middleware import CastSpec
 from tasks.middleware.base import BatchContext, RecordMiddleware
 from tasks.middleware.fields import put_path

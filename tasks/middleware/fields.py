@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.paths import get_path
+from app.records import get_path
 from config.middleware import AddFieldsSpec, DropSpec, FlattenSpec, RenameSpec, SelectSpec
 from tasks.middleware.base import BatchContext, RecordMiddleware
 

@@ -11,7 +11,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from app.paths import get_path
+from app.records import get_path
 from config.condition import Condition
 from config.middleware import FilterSpec
 from tasks.middleware.base import BatchContext, RecordMiddleware

@@ -15,7 +15,7 @@ import orjson
 from jsonschema import validators
 from jsonschema.exceptions import best_match
 
-from app.paths import get_path
+from app.records import get_path
 from config.middleware import DedupeSpec, ValidateSpec
 from tasks.middleware.base import BatchContext, Middleware, Record
 

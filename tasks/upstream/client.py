@@ -11,7 +11,7 @@ import requests
 
 from app.exceptions import UpstreamError
 from app.hosts import HostPolicy
-from app.paths import get_path
+from app.records import get_path
 from app.store.oauth_tokens import TokenCache
 from app.store.ratelimit import RateLimits
 from config.source import Source

@@ -16,7 +16,7 @@ from urllib.parse import urljoin
 import orjson
 
 from app.exceptions import UpstreamError
-from app.paths import get_path
+from app.records import get_path
 from config.source import (
     CursorPagination,
     LinkHeaderPagination,

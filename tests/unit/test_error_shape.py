@@ -77,7 +77,6 @@ def test_409_410_from_the_store(defined: Store, client: FlaskClient) -> None:
 
 @pytest.mark.parametrize("error", [exceptions.Unauthorized("no token"),
                                    exceptions.Forbidden("not yours"),
-                                   exceptions.Gone("expired"),
                                    exceptions.Conflict("busy")])
 def test_api_errors_raised_anywhere_are_json(app: Flask, error: exceptions.ApiError) -> None:
     @app.get("/_raise")
@@ -85,6 +84,25 @@ def test_api_errors_raised_anywhere_are_json(app: Flask, error: exceptions.ApiEr
         raise error
 
     assert_error_shape(app.test_client().get("/_raise"), error.status)
+
+
+@pytest.mark.parametrize(("error", "status", "code"), [
+    (exceptions.StreamNotFound("s"), 404, "stream_not_found"),
+    (exceptions.NoCompleteBatch("s"), 404, "no_complete_batch"),
+    (exceptions.BatchNotFound("s", 3), 404, "batch_not_found"),
+    (exceptions.BatchNotReadable("running"), 400, "bad_request"),
+    (exceptions.InvalidCursor("bad"), 400, "bad_request"),
+    (exceptions.VersionExpired("expired"), 410, "gone"),
+    (exceptions.ChangesExpired("expired"), 410, "gone")])
+def test_store_errors_map_to_their_status_at_the_api_boundary(
+        app: Flask, error: exceptions.StoreError, status: int, code: str) -> None:
+    @app.get("/_raise")
+    def _raise() -> None:
+        raise error
+
+    answer = app.test_client().get("/_raise")
+    assert_error_shape(answer, status)
+    assert answer.get_json()["error"]["code"] == code
 
 
 def test_werkzeug_429_and_unexpected_500_are_json(app: Flask) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from app.exceptions import BadRequest, Gone
+from app.exceptions import InvalidCursor, VersionExpired
 from app.extensions import Store
 from app.publish import settle as settle_batch
 from app.records import to_entries
+from app.store.cursors import Cursor
 from app.store.keys import StreamKeys
-from app.store.reader import Cursor
 from config.streams import StreamDefinition
 
 
@@ -47,13 +47,13 @@ def test_expired_version_is_gone(s: Store, redis: fakeredis.FakeRedis) -> None:
     version = publish(s, [{"id": 1}])
     redis.delete(StreamKeys("ds", "s").records(version))
 
-    with pytest.raises(Gone):
+    with pytest.raises(VersionExpired):
         s.reader.read("s", limit=10, version=version)
 
 
 @pytest.mark.parametrize("text", ["", "not-base64!", "eyJ2IjoxfQ", "eyJ2IjotMSwibyI6MH0"])
-def test_malformed_cursor_is_a_bad_request(text: str) -> None:
-    with pytest.raises(BadRequest):
+def test_malformed_cursor_is_invalid(text: str) -> None:
+    with pytest.raises(InvalidCursor):
         Cursor.decode(text)
 
 

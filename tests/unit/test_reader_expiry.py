@@ -1,14 +1,15 @@
-"""Expired versions answer Gone, never an empty page, whatever part of them expired."""
+"""Expired versions raise VersionExpired (410 Gone), never an empty page, whatever expired."""
 
 from __future__ import annotations
 
 import fakeredis
 import pytest
 
-from app.exceptions import BatchNotFound, Gone
+from app.exceptions import BatchNotFound, VersionExpired
 from app.extensions import Store
+from app.store.cursors import Cursor, Window
 from app.store.keys import StreamKeys
-from app.store.reader import Cursor, Reader, Window
+from app.store.reader import Reader
 from tests.unit.test_reader import publish, s  # noqa: F401 (fixture)
 
 
@@ -20,7 +21,7 @@ def test_cursor_of_a_version_dropped_from_history_is_gone(s: Store,  # noqa: F81
     keys = StreamKeys("ds", "s")
     redis.delete(keys.batch(version), keys.records(version))
 
-    with pytest.raises(Gone):
+    with pytest.raises(VersionExpired):
         s.reader.read("s", limit=2, cursor=Cursor.decode(cursor))
     with pytest.raises(BatchNotFound):
         s.reader.read("s", limit=2, version=version)
@@ -38,7 +39,7 @@ def test_version_expiring_during_a_read_is_gone_not_empty(
         return found
 
     monkeypatch.setattr(Reader, "span", span_then_expire)
-    with pytest.raises(Gone):  # a score range is read in two steps: span, then slice
+    with pytest.raises(VersionExpired):  # a score range is read in two steps: span, then slice
         s.reader.read("s", limit=2, version=version, window=Window(low=0))
 
 
@@ -47,7 +48,7 @@ def test_a_plain_page_reads_check_and_data_in_one_transaction(
     version = publish(s, [{"id": i} for i in range(5)])
     redis.delete(StreamKeys("ds", "s").records(version))
 
-    with pytest.raises(Gone):
+    with pytest.raises(VersionExpired):
         s.reader.read("s", limit=2, version=version)
 
 

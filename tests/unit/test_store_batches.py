@@ -10,9 +10,9 @@ import pytest
 from app.extensions import Store
 from app.publish import settle as settle_batch
 from app.records import to_entries
-from app.store.batches import BatchWriter
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
+from app.store.writer import BatchWriter
 from config.streams import StreamDefinition
 
 

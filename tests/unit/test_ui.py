@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from app.api import ui
 from app.extensions import Store
 from app.publish import settle as settle_batch
-from app.records import to_entries
+from app.records import iso, to_entries
 from app.store.keys import StreamKeys
 from config.streams import StreamDefinition
 
@@ -44,7 +44,7 @@ def fail(store: Store, name: str) -> int:
 
 def age(redis: fakeredis.FakeRedis, name: str, version: int, seconds: int) -> None:
     """Pretend a batch was published `seconds` ago."""
-    moment = ui.iso(datetime.now(UTC) - timedelta(seconds=seconds))
+    moment = iso(datetime.now(UTC) - timedelta(seconds=seconds))
     redis.hset(StreamKeys("ds", name).batch(version), "published_at", moment)
 
 

@@ -1,24 +1,22 @@
 """Batch lifecycle writes: begin, store a page, complete, publish, fail.
 
-Structures (see `keys`): the batch metadata hash ``P:{s}:b:<v>``, the staging sorted set
-``P:{s}:b:<v>:rec`` (member: the record as canonical JSON; score: its order), the page
-receipt hash ``P:{s}:b:<v>:pages``, the history index zset ``P:{s}:batches`` and the
-pointer ``P:{s}:current``. Every step is one Lua script (`scripts`), so pages may arrive in
-any order, more than once, from several consumers, and a batch becomes visible in exactly
-one atomic step or never.
+Writes the batch metadata (hash), the staging sorted set of records (member: the record as
+canonical JSON; score: its order), the page receipts (hash), the history index and the
+pointer to the current version; the layout is in `keys`. Every step is one Lua script
+(`scripts`), so pages may arrive in any order, more than once, from several consumers, and
+a batch becomes visible in exactly one atomic step or never.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from redis import Redis
 
+from app.records import now_iso
 from app.store import scripts
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
@@ -30,23 +28,6 @@ TERMINAL = ("complete", "failed", "abandoned", "cancelled", "quarantined", "disc
 
 def _int(value: Any) -> int:
     return int(value)
-
-
-def now_iso() -> str:
-    """Return the current UTC time as ISO-8601 with milliseconds."""
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-
-
-def parse_time(raw: object) -> datetime | None:
-    """Return a time written by `now_iso` (any ISO-8601) as an aware datetime, or None."""
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Every error answered as JSON: {"error": {"code", "message", "details"}}.
 
-`ApiError`s carry their own status and code; werkzeug's HTTP errors (404 for an unknown
-route, 405, 413) are mapped onto the same shape; anything else is a logged 500 whose
-answer carries no traceback.
+`ApiError`s carry their own status and code; the store's errors get theirs here, at the
+boundary (`STORE_ERRORS`); werkzeug's HTTP errors (404 for an unknown route, 405, 413)
+are mapped onto the same shape; anything else is a logged 500 whose answer carries no
+traceback.
 """
 
 from __future__ import annotations
@@ -15,9 +16,41 @@ from flask import Flask, Response, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from app.exceptions import ApiError, StoreUnavailable, ValidationFailed
+from app.exceptions import (
+    ApiError,
+    BatchNotFound,
+    BatchNotReadable,
+    ChangesExpired,
+    InvalidCursor,
+    NoCompleteBatch,
+    StoreError,
+    StoreUnavailable,
+    StreamNotFound,
+    ValidationFailed,
+    VersionExpired,
+)
 
 log = logging.getLogger(__name__)
+
+
+# What each store error means to an HTTP client: (status, code). The most specific wins.
+STORE_ERRORS: dict[type[StoreError], tuple[int, str]] = {
+    StreamNotFound: (404, "stream_not_found"),
+    NoCompleteBatch: (404, "no_complete_batch"),
+    BatchNotFound: (404, "batch_not_found"),
+    BatchNotReadable: (400, "bad_request"),
+    InvalidCursor: (400, "bad_request"),
+    VersionExpired: (410, "gone"),
+    ChangesExpired: (410, "gone"),
+}
+
+
+def store_error_response(error: StoreError) -> tuple[Response, int]:
+    """Return the JSON body and status of a store error."""
+    status, code = next((STORE_ERRORS[kind] for kind in type(error).__mro__
+                         if kind in STORE_ERRORS), (500, "internal_error"))
+    body = {"error": {"code": code, "message": error.message, "details": error.details}}
+    return jsonify(body), status
 
 
 def error_response(error: ApiError) -> tuple[Response, int]:
@@ -48,11 +81,15 @@ def init_app(app: Flask) -> None:
     def _api_error(error: ApiError) -> tuple[Response, int]:
         return error_response(error)
 
+    @app.errorhandler(StoreError)
+    def _store_error(error: StoreError) -> tuple[Response, int]:
+        return store_error_response(error)
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:
         status = error.code or 500
         code = (error.name or "error").lower().replace(" ", "_")
-        if status == 413:  # the same code as our own PayloadTooLarge
+        if status == 413:  # a stable code for a body over MAX_CONTENT_LENGTH
             code = "payload_too_large"
         body = {"error": {"code": code, "message": error.description or error.name,
                           "details": {}}}

@@ -1,0 +1,121 @@
+"""Cursors: where a paging reader stands, written by the store and handed back by clients.
+
+A cursor is a small JSON object, base64url without padding, so it travels in a query
+string untouched. There are two kinds, one codec (`encode`, `decode`):
+
+    records page  {"v": version, "o": offset[, "lo": low, "hi": high, "d": descending]}
+    change feed   {"f": since, "t": to, "k": last key answered}
+
+Both pin what they read (a version; a range of versions), so paging never mixes two
+batches. A cursor the store did not write raises `InvalidCursor`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from math import isfinite
+from typing import Any
+
+import orjson
+
+from app.exceptions import InvalidCursor
+
+# Longest cursor accepted, in characters: a real one is well under 200.
+MAX_LENGTH = 1024
+_DECODE_ERRORS = (binascii.Error, ValueError, KeyError, TypeError, AttributeError,
+                  orjson.JSONDecodeError)
+
+
+def encode(body: dict[str, Any]) -> str:
+    """Return `body` as a cursor string."""
+    return base64.urlsafe_b64encode(orjson.dumps(body)).decode().rstrip("=")
+
+
+def decode(text: str) -> dict[str, Any]:
+    """Return the JSON object of a cursor string, or raise InvalidCursor."""
+    try:
+        if len(text) > MAX_LENGTH:
+            raise ValueError("too long")
+        body = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not isinstance(body, dict):
+            raise TypeError("not an object")
+        return body
+    except _DECODE_ERRORS:
+        raise _invalid() from None
+
+
+def _invalid() -> InvalidCursor:
+    return InvalidCursor("cursor is not valid; use next_cursor from a previous page",
+                         details={"field": "cursor"})
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which records of a version, in which order: a score range (inclusive) and a way."""
+
+    low: float | None = None
+    high: float | None = None
+    descending: bool = False
+
+
+EVERYTHING = Window()  # every record, in ascending order
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a reader of records stands: a pinned version, an offset and the window read."""
+
+    version: int
+    offset: int
+    window: Window = EVERYTHING
+
+    def encode(self) -> str:
+        body: dict[str, object] = {"v": self.version, "o": self.offset}
+        if self.window != EVERYTHING:
+            body.update(lo=self.window.low, hi=self.window.high, d=self.window.descending)
+        return encode(body)
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        body = decode(text)
+        try:
+            window = Window(_bound(body.get("lo")), _bound(body.get("hi")), bool(body.get("d")))
+            cursor = cls(version=int(body["v"]), offset=int(body["o"]), window=window)
+        except _DECODE_ERRORS:
+            raise _invalid() from None
+        if cursor.version < 1 or cursor.offset < 0:
+            raise _invalid()
+        return cursor
+
+
+@dataclass(frozen=True)
+class ChangeCursor:
+    """Where a change-feed reader stands: the pinned range and the last key answered."""
+
+    since: int
+    to: int
+    after: str
+
+    def encode(self) -> str:
+        return encode({"f": self.since, "t": self.to, "k": self.after})
+
+    @classmethod
+    def decode(cls, text: str) -> ChangeCursor:
+        body = decode(text)
+        try:
+            cursor = cls(since=int(body["f"]), to=int(body["t"]), after=str(body["k"]))
+        except _DECODE_ERRORS:
+            raise _invalid() from None
+        if cursor.since < 0 or cursor.to <= cursor.since or not cursor.after:
+            raise _invalid()
+        return cursor
+
+
+def _bound(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
+        raise ValueError("bound")
+    return float(value)
