@@ -1,28 +1,53 @@
-"""Blueprint of a stream's record schema: the one inferred for its published batch."""
+"""Blueprint of a stream's record schema: the one inferred for a batch, and its drift.
+
+The worker infers the schema of every batch it fetches (`tasks.schema_infer`); the publish
+step stores its drift against the published batch (`app.publish.drift`). This view serves
+both for the current version, or for any batch still in the history.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel, ConfigDict, Field
 
 from app import control
-from app.api import inputs
-from app.exceptions import NoCompleteBatch
+from app.api import inputs, openapi
 from app.extensions import get_store
 
 bp = Blueprint("schema", __name__, url_prefix="/streams")
 
 
+class SchemaQuery(BaseModel):
+    """Query of GET /streams/<name>/schema."""
+
+    model_config = ConfigDict(extra="ignore")
+    version: int | None = Field(default=None, ge=1, le=2**53, description=(
+        "A batch still in the history (default: the current version)."))
+
+
+class SchemaAnswer(BaseModel):
+    """The inferred schema of one batch and its drift against the version it replaced."""
+
+    stream: str
+    version: int
+    status: str | None = Field(description="The batch's status (complete, quarantined, ...).")
+    schema_: dict[str, Any] | None = Field(alias="schema", description=(
+        '{"records": n, "fields": {path: {"types": [...], "nullable": bool}}}'))
+    drift: dict[str, Any] | None = Field(description=(
+        "Fields added, removed and changed against the replaced version; null if none."))
+
+
 @bp.get("/<name>/schema")
+@openapi.document(query=SchemaQuery, ok=SchemaAnswer, tags=("data",))
 def get_schema(name: str) -> Response:
     """Return the schema of the current (or ?version=) batch and its drift."""
     name = inputs.stream_name(name)
     store = get_store()
     control.require(store, name)
-    version = inputs.query_int("version", None, low=1, high=2**53)
-    if version is None:
-        version = store.reader.current_version(name)
-        if version is None:
-            raise NoCompleteBatch(name)
+    query = inputs.query(SchemaQuery)
+    version = store.reader.resolve(name, query.version)
     batch = store.reader.batch(name, version)
     return jsonify({"stream": name, "version": version, "status": batch.get("status"),
                     "schema": batch.get("schema"), "drift": batch.get("schema_drift")})
