@@ -1,7 +1,8 @@
 """Publish cost: the fenced PUBLISH Lua step on a whole batch of 1k, 100k or 1M records.
 
-The staging data is prepared through the real writer (begin, store_page, complete); then
-`publish.settle` runs as the ingest consumer runs it. The Lua step's own time comes
+The batch is sent as the worker sends it (tests/support/seed.py: the Outbox's messages, run
+by the ingest tasks), all but its totals; the totals are recorded with the writer, then
+`publish.settle` runs as the ingest consumer runs it after them. The Lua step's own time comes
 from Redis' SLOWLOG (threshold 0), so it excludes the client's round trip; the whole
 settle (preparers such as the change set, gates, the commit) is timed around the call.
 """
@@ -16,11 +17,12 @@ from flask import Flask
 from app import create_app
 from app.extensions import get_store
 from app.publish import settle as settle_batch
-from app.records import encode, to_entries
+from app.records import encode
 from app.store import scripts
 from app.store.locks import BatchLease
 from config.streams import StreamDefinition
 from demo import item
+from tests.support.seed import Seeder
 
 CHUNK = 1000
 
@@ -35,16 +37,11 @@ def stage(app: Flask, name: str, total: int) -> BatchLease:
     store = get_store()
     store.definitions.put(name, StreamDefinition.model_validate(
         {"source": {"url": "http://127.0.0.1:9/items"}, "publish_gate": {"allow_empty": True}}))
-    lease = store.locks.acquire(name)
-    assert lease is not None
-    store.writer.begin(lease)
-    pages = 0
+    batch = Seeder(app).batch(name)
     for start in range(0, total, CHUNK):
-        records = [item(i, 0, 60) for i in range(start + 1, min(total, start + CHUNK) + 1)]
-        pages += 1
-        store.writer.store_page(lease, pages, to_entries(records, pages, None))
-    store.writer.complete(lease, pages, total, {})
-    return lease
+        batch.page([item(i, 0, 60) for i in range(start + 1, min(total, start + CHUNK) + 1)])
+    store.writer.complete(batch.lease, len(batch.sizes), total, {})
+    return batch.lease
 
 
 def lua_micros(connection: redis.Redis, sha: str) -> int:
@@ -62,15 +59,13 @@ def measure(redis_url: str, total: int) -> dict[str, float]:
     raw = redis.Redis.from_url(redis_url)
     name = f"publish-{total}"
     with app.app_context():
-        stage(app, name, total)
+        lease = stage(app, name, total)
         store = get_store()
-        version = store.reader.batch_or_none(name, 1)
-        assert version is not None
         raw.config_set("slowlog-log-slower-than", 0)
         raw.config_set("slowlog-max-len", 1024)
         raw.slowlog_reset()
         started = time.perf_counter()
-        verdict = settle_batch(store, name, 1)
+        verdict = settle_batch(store, name, lease.version)
         settle_ms = (time.perf_counter() - started) * 1000
         sha = raw.script_load(scripts.PUBLISH)
         lua_ms = lua_micros(raw, sha) / 1000

@@ -1,4 +1,5 @@
-"""Fixtures of the fast tests: an app on fakeredis, its test client and CLI runner."""
+"""Fixtures of every test: an app on fakeredis, its test client, CLI runner and seeder, and
+the one fake upstream (a real HTTP server whose feeds each test controls)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from app import create_app
 from app.extensions import Store
-from tests.support.upstream_server import upstream, upstream_server  # noqa: F401 (fixtures)
+from tests.support.httpserver import make_httpserver  # noqa: F401 (fixture)
+from tests.support.seed import Seeder
+from tests.support.upstream import Upstream
 
 
 @pytest.fixture
@@ -46,3 +49,16 @@ def runner(app: Flask) -> FlaskCliRunner:
 def store(app: Flask) -> Store:
     """Return the app's store objects."""
     return app.extensions["store"]
+
+
+@pytest.fixture
+def seed(app: Flask) -> Seeder:
+    """Return the app's seeder: batches through the Outbox and the ingest tasks."""
+    return Seeder(app)
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[Upstream]:
+    """Return the fake upstream; each test feeds its own names."""
+    with Upstream() as server:
+        yield server

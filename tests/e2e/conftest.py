@@ -13,7 +13,6 @@ import pytest
 
 from devtools.redis_server import RedisServer
 from devtools.system import System
-from tests.support.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output" / "e2e"
@@ -46,12 +45,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis-e2e")).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def upstream() -> Iterator[Upstream]:
-    with Upstream() as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
 """Fixtures of the fault tests: each module runs its OWN redis-server and processes.
 
 Killing a worker or restarting Redis must never disturb another test, so nothing here is
-session-scoped except the HTTP upstream. Time limits, lock slack, grace period and the
-broker's visibility timeout are shrunk through the environment (the same variables an
-operator sets) so that every timeout of the fault model passes in seconds.
+session-scoped (the fake upstream is: tests/conftest.py). Time limits, lock slack, grace
+period and the broker's visibility timeout are shrunk through the environment (the same
+variables an operator sets) so that every timeout of the fault model passes in seconds.
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devtools.redis_server import RedisServer
 from devtools.system import System
-from tests.support.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 _names = itertools.count(1)
@@ -34,12 +32,6 @@ FAULT_ENV = {
     "FETCH_CONCURRENCY": "1",
     "INGEST_CONCURRENCY": "2",
 }
-
-
-@pytest.fixture(scope="session")
-def upstream() -> Iterator[Upstream]:
-    with Upstream() as server:
-        yield server
 
 
 def launch(tmp: Path, module: str, names: tuple[str, ...] = ("web", "ingest", "worker", "beat"),

@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import pytest
 
 from app.store.keys import StreamKeys
@@ -14,6 +13,7 @@ from app.store.locks import StreamLocks
 from devtools.system import System
 from tests.faults.conftest import catalogue, launch
 from tests.integration.conftest import Api
+from tests.support.seed import Batch
 from tests.support.upstream import Upstream
 from tests.support.waiting import wait_for
 
@@ -114,25 +114,16 @@ def test_redelivered_pages_count_once(system: System, api: Api, upstream: Upstre
                                       name: str) -> None:
     upstream.feed(name, [], page_size=10)
     api.define(name, upstream.url(name))
-    lease = StreamLocks(system.redis, "ds", 9000).acquire(name)
-    assert lease is not None
-    head = [name, lease.version, lease.token]
+    seeded = Batch(StreamLocks(system.redis, "ds", 9000), system.celery, name)
     pages = {1: catalogue(3, "a"), 2: catalogue(6, "a")[3:]}
 
-    def send(task: str, *args: Any) -> None:
-        system.celery.send_task(task, args=[*head, *args], queue="ingest")
-
-    def entries(records: list[Any]) -> list[list[Any]]:
-        return [[r["id"], orjson.dumps(r).decode()] for r in records]
-
-    send("ds.ingest.begin")
     for number in (1, 2, 1, 2, 1):
-        send("ds.ingest.page", number, entries(pages[number]))
-    send("ds.ingest.complete", 2, 6, {})
-    send("ds.ingest.page", 2, entries(pages[2]))
+        seeded.page(pages[number], number)
+    seeded.complete(pages=2, records=6)
+    seeded.page(pages[2], 2)
 
-    wait_for(lambda: api.current_version(name) == lease.version, what="publish")
-    published = batch(api, name, lease.version)
+    wait_for(lambda: api.current_version(name) == seeded.version, what="publish")
+    published = batch(api, name, seeded.version)
     assert (published["pages_received"], published["records_received"]) == (2, 6)
     assert api.read_all(name)[1] == catalogue(6, "a")
 

@@ -11,14 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-import orjson
 import pytest
 
 from app.store.keys import StreamKeys
-from app.store.locks import StreamLocks
+from app.store.locks import BatchLease, StreamLocks
 from devtools.system import BEAT_LOCK_KEY, System
 from tests.faults.conftest import catalogue, launch, log_text
 from tests.integration.conftest import Api
+from tests.support.seed import Batch
 from tests.support.upstream import Upstream
 from tests.support.waiting import wait_for
 
@@ -107,25 +107,15 @@ def test_duplicated_fetch_runs_one_batch(system: System, api: Api, upstream: Ups
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
 
 
-def _entries(records: list[Any]) -> list[list[Any]]:
-    return [[r["id"], orjson.dumps(r).decode()] for r in records]
-
-
-def _late_batch(system: System, name: str, records: list[Any]) -> tuple[Any, Any]:
-    """Take a lease, send its begin, and lose the lock (as an expired lease would)."""
-    locks = StreamLocks(system.redis, "ds", 30_000)
-    lease = locks.acquire(name)
-    assert lease is not None
-    head = [name, lease.version, lease.token]
-    system.celery.send_task("ds.ingest.begin", args=head, queue="ingest")
+def _late_batch(system: System, name: str, records: list[Any]) -> tuple[Batch, Any]:
+    """Begin a batch, and lose its lock (as an expired lease would)."""
+    batch = Batch(StreamLocks(system.redis, "ds", 30_000), system.celery, name)
     system.redis.delete(StreamKeys("ds", name).lock)
 
     def finish() -> None:
-        system.celery.send_task("ds.ingest.page", args=[*head, 1, _entries(records)],
-                                queue="ingest")
-        system.celery.send_task("ds.ingest.complete", args=[*head, 1, len(records), {}],
-                                queue="ingest")
-    return lease, finish
+        batch.page(records)
+        batch.complete()
+    return batch, finish
 
 
 def test_late_batch_never_publishes_over_a_newer_one(system: System, api: Api,
@@ -138,16 +128,16 @@ def test_late_batch_never_publishes_over_a_newer_one(system: System, api: Api,
     api.stop(name)
     finish_stale()
     superseded, finish_superseded = _late_batch(system, name, catalogue(3, "late"))
-    holder = StreamLocks(system.redis, "ds", 30_000).acquire(name)
-    assert holder is not None
+    holder = StreamLocks(system.redis, "ds", 30_000).acquire_once(name, f"holder-{name}")
+    assert isinstance(holder, BatchLease)  # its begin never comes
     finish_superseded()
 
     def ended(version: int) -> dict[str, Any] | None:
         row = api.call("GET", f"/streams/{name}/batches/{version}").json().get("batch")
         return row if row and row["status"] != "running" else None
 
-    for lease, verdict in ((stale, "stale"), (superseded, "superseded")):
-        row = wait_for(partial(ended, lease.version), what=f"{verdict} batch")
+    for late, verdict in ((stale, "stale"), (superseded, "superseded")):
+        row = wait_for(partial(ended, late.version), what=f"{verdict} batch")
         assert row["status"] == "abandoned"
         assert row["error"]["kind"] in ("stale", "superseded", "abandoned")
     assert newer > stale.version

@@ -1,5 +1,6 @@
 """Fixtures of the integration tests: a real redis-server, the real processes of the
-Procfile (web, ingest, worker, beat) and a real HTTP upstream, all on 127.0.0.1.
+Procfile (web, ingest, worker, beat), all on 127.0.0.1; the fake upstream (`upstream`,
+in tests/conftest.py) is a real HTTP server too.
 
 The processes start once per session; each test uses its own stream names and the
 data-streams keys are deleted after each test (Celery's own keys stay, as in production).
@@ -18,7 +19,6 @@ import requests
 
 from devtools.redis_server import RedisServer
 from devtools.system import System
-from tests.support.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parents[2]
 _names = itertools.count(1)
@@ -31,12 +31,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def upstream() -> Iterator[Upstream]:
-    with Upstream() as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

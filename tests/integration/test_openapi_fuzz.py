@@ -20,11 +20,10 @@ from schemathesis import checks
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.publish import settle as settle_batch
-from app.records import to_entries
 from config.settings import load_settings
 from config.streams import StreamDefinition
 from devtools.redis_server import RedisServer
+from tests.support.seed import Seeder
 
 pytestmark = pytest.mark.integration
 PREFIX = "dsfuzz"
@@ -35,25 +34,21 @@ CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
 MAY_BE_UNAVAILABLE = {"GET /readyz"}
 
 
-def seed(app: Flask) -> None:
+def publish_two_versions(app: Flask) -> None:
     """Publish two versions of stream "s" (ordered by "at")."""
-    store = app.extensions["store"]
-    store.definitions.put("s", StreamDefinition.model_validate(
+    app.extensions["store"].definitions.put("s", StreamDefinition.model_validate(
         {"source": {"url": "http://127.0.0.1:1/x"}, "order_by": "at"}))
+    seed = Seeder(app)
     for version in range(2):
-        records = [{"id": i, "at": i + version} for i in range(5 + version)]
-        lease = store.locks.acquire("s")
-        store.writer.store_page(lease, 1, to_entries(records, 1, "at"))
-        store.writer.complete(lease, 1, len(records))
-        assert settle_batch(store, "s", lease.version) == "published"
-        store.locks.release(lease)
+        seed.publish("s", [{"id": i, "at": i + version} for i in range(5 + version)],
+                     order_by="at")
 
 
 @pytest.fixture(scope="module")
 def live_url(redis_server: RedisServer) -> Iterator[str]:
     settings_ = load_settings({"REDIS_URL": redis_server.url})
     app = create_app({**settings_, "KEY_PREFIX": PREFIX})
-    seed(app)
+    publish_two_versions(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -1,10 +1,12 @@
-"""A real HTTP upstream on 127.0.0.1 whose pages each test controls.
+"""The tests' fake upstream: a real HTTP server on 127.0.0.1 whose pages each test controls.
 
     upstream.feed("orders", records=[...], page_size=10, delay=0.2)
     GET /feeds/orders?page=N -> {"data": [...page N...], "next": url | null}
 
 A feed's data can be replaced between batches; `delay` (seconds per page) makes a batch
-slow enough to observe while it is written; `hits` counts the pages served.
+slow enough to observe while it is written; `hits` counts the pages served. The fixture
+`upstream` (tests/conftest.py) is one server for the session. (`make run` serves demo/
+instead; the HTTP client's own unit tests declare each answer with pytest-httpserver.)
 """
 
 from __future__ import annotations

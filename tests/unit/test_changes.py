@@ -9,29 +9,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.extensions import Store
-from app.publish import settle as settle_batch
-from app.records import to_entries
 from app.store.keys import StreamKeys
 from config.streams import StreamDefinition
+from tests.support.seed import Seeder
 
 KEYS = StreamKeys("ds", "s")
-
-
-def settle(store: Store, records: list[dict[str, Any]]) -> tuple[int, str]:
-    lease = store.locks.acquire("s")
-    assert lease is not None
-    if records:
-        store.writer.store_page(lease, 1, to_entries(records, 1, None))
-    store.writer.complete(lease, 1 if records else 0, len(records))
-    verdict = settle_batch(store, "s", lease.version)
-    store.locks.release(lease)
-    return lease.version, verdict
-
-
-def publish(store: Store, records: list[dict[str, Any]]) -> int:
-    version, verdict = settle(store, records)
-    assert verdict == "published"
-    return version
 
 
 def changes(client: FlaskClient, **params: Any) -> dict[str, Any]:
@@ -48,9 +30,10 @@ def s(store: Store) -> Store:
     return store
 
 
-def test_one_batch_reports_added_updated_removed(s: Store, client: FlaskClient) -> None:
-    first = publish(s, [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 3, "v": "c"}])
-    second = publish(s, [{"id": 1, "v": "a"}, {"id": 2, "v": "B"}, {"id": 4, "v": "d"}])
+def test_one_batch_reports_added_updated_removed(s: Store, seed: Seeder,
+                                                 client: FlaskClient) -> None:
+    first = seed.publish("s", [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 3, "v": "c"}])
+    second = seed.publish("s", [{"id": 1, "v": "a"}, {"id": 2, "v": "B"}, {"id": 4, "v": "d"}])
 
     body = changes(client, since=first)
 
@@ -63,8 +46,8 @@ def test_one_batch_reports_added_updated_removed(s: Store, client: FlaskClient) 
         "from": first, "added": 1, "updated": 1, "removed": 1, "unkeyed": 0, "duplicates": 0}
 
 
-def test_since_zero_lists_everything_as_added(s: Store, client: FlaskClient) -> None:
-    publish(s, [{"id": "a"}, {"id": "b"}])
+def test_since_zero_lists_everything_as_added(s: Store, seed: Seeder, client: FlaskClient) -> None:
+    seed.publish("s", [{"id": "a"}, {"id": "b"}])
 
     body = changes(client, since=0)
 
@@ -72,11 +55,11 @@ def test_since_zero_lists_everything_as_added(s: Store, client: FlaskClient) -> 
     assert body["updated"] == body["removed"] == []
 
 
-def test_several_batches_fold_into_net_changes(s: Store, client: FlaskClient) -> None:
-    base = publish(s, [{"id": 1, "v": 0}, {"id": 2, "v": 0}, {"id": 3, "v": 0}])
-    publish(s, [{"id": 1, "v": 1}, {"id": 2, "v": 0}, {"id": 3, "v": 0}, {"id": 9, "v": 0}])
-    publish(s, [{"id": 1, "v": 1}, {"id": 3, "v": 0}, {"id": 7, "v": 0}])
-    last = publish(s, [{"id": 1, "v": 2}, {"id": 3, "v": 0}, {"id": 2, "v": 5}])
+def test_several_batches_fold_into_net_changes(s: Store, seed: Seeder, client: FlaskClient) -> None:
+    base = seed.publish("s", [{"id": 1, "v": 0}, {"id": 2, "v": 0}, {"id": 3, "v": 0}])
+    seed.publish("s", [{"id": 1, "v": 1}, {"id": 2, "v": 0}, {"id": 3, "v": 0}, {"id": 9, "v": 0}])
+    seed.publish("s", [{"id": 1, "v": 1}, {"id": 3, "v": 0}, {"id": 7, "v": 0}])
+    last = seed.publish("s", [{"id": 1, "v": 2}, {"id": 3, "v": 0}, {"id": 2, "v": 5}])
 
     body = changes(client, since=base)
 
@@ -87,16 +70,15 @@ def test_several_batches_fold_into_net_changes(s: Store, client: FlaskClient) ->
     assert body["removed"] == []
 
 
-def test_quarantined_and_failed_batches_do_not_count(s: Store, client: FlaskClient) -> None:
-    base = publish(s, [{"id": i} for i in range(20)])
-    _, verdict = settle(s, [{"id": 0}])  # drops 95%: quarantined
-    assert verdict == "quarantined"
-    lease = s.locks.acquire("s")
-    assert lease is not None
-    s.writer.store_page(lease, 1, to_entries([{"id": 99}], 1, None))
-    s.writer.finish("s", lease.version, "failed", {"kind": "timeout", "message": "x"})
-    s.locks.release(lease)
-    last = publish(s, [{"id": i} for i in range(1, 21)])
+def test_quarantined_and_failed_batches_do_not_count(s: Store, seed: Seeder,
+                                                     client: FlaskClient) -> None:
+    base = seed.publish("s", [{"id": i} for i in range(20)])
+    dropped = seed.send("s", [{"id": 0}])  # drops 95%: quarantined
+    assert seed.status("s", dropped.version) == "quarantined"
+    failed = seed.batch("s")
+    failed.page([{"id": 99}])
+    failed.fail("timeout", "x")
+    last = seed.publish("s", [{"id": i} for i in range(1, 21)])
 
     body = changes(client, since=base)
 
@@ -105,10 +87,11 @@ def test_quarantined_and_failed_batches_do_not_count(s: Store, client: FlaskClie
     assert body["removed"] == [0]
 
 
-def test_pages_follow_the_cursor_across_versions(s: Store, client: FlaskClient) -> None:
-    base = publish(s, [{"id": i} for i in range(0, 30, 2)])
-    publish(s, [{"id": i} for i in range(30)])
-    publish(s, [{"id": i} for i in range(1, 30)])
+def test_pages_follow_the_cursor_across_versions(s: Store, seed: Seeder,
+                                                 client: FlaskClient) -> None:
+    base = seed.publish("s", [{"id": i} for i in range(0, 30, 2)])
+    seed.publish("s", [{"id": i} for i in range(30)])
+    seed.publish("s", [{"id": i} for i in range(1, 30)])
     seen: dict[str, list[Any]] = {"added": [], "updated": [], "removed": []}
     params: dict[str, Any] = {"since": base, "limit": 4}
     for _ in range(50):
@@ -119,17 +102,17 @@ def test_pages_follow_the_cursor_across_versions(s: Store, client: FlaskClient) 
             break
         params = {"cursor": body["next_cursor"], "limit": 4}
         # A newer version does not move a pinned cursor.
-        publish(s, [{"id": i} for i in range(1, 30)] + [{"id": 1000 + _}])
+        seed.publish("s", [{"id": i} for i in range(1, 30)] + [{"id": 1000 + _}])
 
     assert sorted(r["id"] for r in seen["added"]) == list(range(1, 30, 2))
     assert seen["removed"] == [0] and seen["updated"] == []
 
 
-def test_history_lost_answers_410_full_reload(s: Store, client: FlaskClient,
+def test_history_lost_answers_410_full_reload(s: Store, seed: Seeder, client: FlaskClient,
                                               redis: fakeredis.FakeRedis) -> None:
-    first = publish(s, [{"id": 1}])
-    second = publish(s, [{"id": 2}])
-    publish(s, [{"id": 3}])
+    first = seed.publish("s", [{"id": 1}])
+    second = seed.publish("s", [{"id": 2}])
+    seed.publish("s", [{"id": 3}])
     redis.delete(KEYS.changes(second))
 
     response = client.get("/streams/s/changes", query_string={"since": first})
@@ -141,9 +124,9 @@ def test_history_lost_answers_410_full_reload(s: Store, client: FlaskClient,
     assert client.get("/streams/s/changes?since=1").status_code == 410
 
 
-def test_since_current_is_empty_and_newer_is_a_bad_request(s: Store,
+def test_since_current_is_empty_and_newer_is_a_bad_request(s: Store, seed: Seeder,
                                                           client: FlaskClient) -> None:
-    current = publish(s, [{"id": 1}])
+    current = seed.publish("s", [{"id": 1}])
 
     assert changes(client, since=current)["added"] == []
     assert client.get(f"/streams/s/changes?since={current + 1}").status_code == 400
@@ -151,8 +134,9 @@ def test_since_current_is_empty_and_newer_is_a_bad_request(s: Store,
     assert client.get("/streams/s/changes?since=x").status_code == 400
 
 
-def test_change_data_expires_with_the_batch(s: Store, redis: fakeredis.FakeRedis) -> None:
-    versions = [publish(s, [{"id": i}]) for i in range(3)]
+def test_change_data_expires_with_the_batch(s: Store, seed: Seeder,
+                                            redis: fakeredis.FakeRedis) -> None:
+    versions = [seed.publish("s", [{"id": i}]) for i in range(3)]
 
     assert redis.ttl(KEYS.changes(versions[-1])) == -1
     assert redis.ttl(KEYS.digests(versions[-1])) == -1
@@ -160,10 +144,10 @@ def test_change_data_expires_with_the_batch(s: Store, redis: fakeredis.FakeRedis
     assert redis.ttl(KEYS.changes(versions[0])) == -1  # kept as long as the history
 
 
-def test_digests_missing_are_rebuilt_from_records(s: Store, client: FlaskClient,
+def test_digests_missing_are_rebuilt_from_records(s: Store, seed: Seeder, client: FlaskClient,
                                                    redis: fakeredis.FakeRedis) -> None:
-    first = publish(s, [{"id": 1, "v": 1}, {"id": 2}])
+    first = seed.publish("s", [{"id": 1, "v": 1}, {"id": 2}])
     redis.delete(KEYS.digests(first))
-    publish(s, [{"id": 1, "v": 2}, {"id": 2}])
+    seed.publish("s", [{"id": 1, "v": 2}, {"id": 2}])
 
     assert changes(client, since=first)["updated"] == [{"id": 1, "v": 2}]

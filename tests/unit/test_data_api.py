@@ -11,18 +11,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.extensions import Store
-from app.publish import settle as settle_batch
-from app.records import to_entries
 from config.streams import StreamDefinition
-
-
-def publish(store: Store, name: str, records: list[Any], order_by: str | None) -> int:
-    lease = store.locks.acquire(name)
-    assert lease is not None
-    store.writer.store_page(lease, 1, to_entries(records, 1, order_by))
-    store.writer.complete(lease, 1, len(records))
-    assert settle_batch(store, name, lease.version) == "published"
-    return lease.version
+from tests.support.seed import Seeder
 
 
 def define(store: Store, name: str, order_by: str | None = None) -> None:
@@ -43,10 +33,10 @@ def read_all(client: FlaskClient, name: str, **params: Any) -> list[Any]:
 
 
 @pytest.fixture
-def timed(store: Store) -> Store:
+def timed(store: Store, seed: Seeder) -> Store:
     define(store, "t", order_by="at")
     records = [{"id": i, "at": f"2024-01-{i:02d}T00:00:00+00:00"} for i in range(1, 29)]
-    publish(store, "t", records, "at")
+    seed.publish("t", records, order_by="at")
     return store
 
 
@@ -64,19 +54,19 @@ def test_desc_order_with_a_range_keeps_the_range_in_the_cursor(timed: Store,
     assert [r["id"] for r in records] == list(range(28, 19, -1))
 
 
-def test_numeric_range(store: Store, client: FlaskClient) -> None:
+def test_numeric_range(store: Store, seed: Seeder, client: FlaskClient) -> None:
     define(store, "n", order_by="price")
-    publish(store, "n", [{"id": i, "price": i * 1.5} for i in range(10)], "price")
+    seed.publish("n", [{"id": i, "price": i * 1.5} for i in range(10)], order_by="price")
 
     records = read_all(client, "n", min="3", max="9", order="asc")
 
     assert [r["price"] for r in records] == [3.0, 4.5, 6.0, 7.5, 9.0]
 
 
-def test_range_needs_order_by_and_valid_bounds(store: Store, timed: Store,
+def test_range_needs_order_by_and_valid_bounds(store: Store, seed: Seeder, timed: Store,
                                                client: FlaskClient) -> None:
     define(store, "plain")
-    publish(store, "plain", [{"id": 1}, {"id": 2}], None)
+    seed.publish("plain", [{"id": 1}, {"id": 2}])
 
     assert client.get("/streams/plain/data?min=1").status_code == 400
     assert client.get("/streams/t/data?max=tomorrow").status_code == 400
@@ -104,10 +94,11 @@ def test_accept_header_selects_ndjson(timed: Store, client: FlaskClient) -> None
     assert len(response.get_data(as_text=True).splitlines()) == 28
 
 
-def test_csv_export_flattens_nested_fields(store: Store, client: FlaskClient) -> None:
+def test_csv_export_flattens_nested_fields(store: Store, seed: Seeder,
+                                          client: FlaskClient) -> None:
     define(store, "c")
-    publish(store, "c", [{"id": 1, "user": {"name": "a", "tags": ["x"]}},
-                         {"id": 2, "user": {"name": "b,c"}, "extra": None, "ok": True}], None)
+    seed.publish("c", [{"id": 1, "user": {"name": "a", "tags": ["x"]}},
+                       {"id": 2, "user": {"name": "b,c"}, "extra": None, "ok": True}])
 
     response = client.get("/streams/c/data?format=csv")
 

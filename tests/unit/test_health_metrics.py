@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from app.extensions import Store
 from app.ops import health, metrics
+from tests.support.seed import Seeder
 
 
 def test_healthz(client: FlaskClient) -> None:
@@ -71,17 +72,11 @@ def sample(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
-def test_metrics_families_and_redis_gauges(client: FlaskClient, store: Store,
+def test_metrics_families_and_redis_gauges(client: FlaskClient, seed: Seeder,
                                            redis: fakeredis.FakeRedis) -> None:
-    lease = store.locks.acquire("m1")
-    assert lease is not None
-    store.writer.begin(lease)
-    store.writer.store_page(lease, 1, [(1.0, '{"id": 1}')])
-    store.writer.complete(lease, 1, 1, {})
-    assert store.writer.try_publish("m1", lease.version) == "published"
+    seed.publish("m1", [{"id": 1}])  # the ingest consumer counts and times it
     redis.rpush("ingest", "a", "b")
     metrics.observe_upstream("m1", 200, 0.05)
-    metrics.observe_batch("m1", "published", 1.5, 1)
     text = client.get("/metrics").get_data(as_text=True)
     assert sample(text, "ds_redis_up") == 1
     assert sample(text, "ds_queue_depth", queue="ingest") == 2
@@ -92,16 +87,11 @@ def test_metrics_families_and_redis_gauges(client: FlaskClient, store: Store,
     assert "ds_rate_limit_waits_total" in text or "ds_rate_limit_waits" in text
 
 
-def test_freshness_of_a_published_stream(client: FlaskClient, store: Store,
+def test_freshness_of_a_published_stream(client: FlaskClient, store: Store, seed: Seeder,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    lease = store.locks.acquire("f1")
-    assert lease is not None
-    store.writer.begin(lease)
-    store.writer.store_page(lease, 1, [(1.0, '{"id": 1}')])
-    store.writer.complete(lease, 1, 1, {})
-    store.writer.try_publish("f1", lease.version)
+    version = seed.publish("f1", [{"id": 1}])
     monkeypatch.setattr(store.definitions, "names", lambda: ["f1"])
     text = client.get("/metrics").get_data(as_text=True)
     age = sample(text, "ds_stream_freshness_seconds", stream="f1")
     assert age is not None and 0 <= age < 60
-    assert sample(text, "ds_stream_current_version", stream="f1") == lease.version
+    assert sample(text, "ds_stream_current_version", stream="f1") == version

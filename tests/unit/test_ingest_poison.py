@@ -6,23 +6,20 @@ from app.extensions import Store
 from app.store.deliveries import MAX_DELIVERIES
 from app.store.keys import StreamKeys
 from config.streams import StreamDefinition
-from tasks import ingest
+from tests.support.seed import Seeder
 
 
-def test_a_message_redelivered_too_often_fails_its_batch(store: Store) -> None:
+def test_a_message_redelivered_too_often_fails_its_batch(store: Store, seed: Seeder) -> None:
     store.definitions.put("s", StreamDefinition.model_validate(
         {"source": {"url": "http://127.0.0.1:1/x"}}))
-    lease = store.locks.acquire("s")
-    assert lease is not None
-    ingest.begin("s", lease.version, lease.token)
-    entries = [[1.0, '{"id":1}']]
+    batch = seed.batch("s")
     for _ in range(MAX_DELIVERIES):  # a redelivered page is stored once, then ignored
-        ingest.page("s", lease.version, lease.token, 1, entries)
-    assert store.reader.batch("s", lease.version)["status"] == "running"
+        batch.page([{"id": 1}], number=1)
+    assert seed.status("s", batch.version) == "running"
 
-    ingest.page("s", lease.version, lease.token, 1, entries)
+    batch.page([{"id": 1}], number=1)
 
-    batch = store.reader.batch("s", lease.version)
-    assert batch["status"] == "failed" and batch["error"]["kind"] == "poison"
+    failed = store.reader.batch("s", batch.version)
+    assert failed["status"] == "failed" and failed["error"]["kind"] == "poison"
     assert store.locks.holder("s") is None
-    assert store.connection.ttl(StreamKeys("ds", "s").deliveries(lease.version)) > 0
+    assert store.connection.ttl(StreamKeys("ds", "s").deliveries(batch.version)) > 0

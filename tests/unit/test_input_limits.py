@@ -7,7 +7,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.ops.gunicorn import _bind_hosts
-from tests.unit.test_auth import make_app
+from tests.unit.test_access import make_app
 
 DEFINITION = {"source": {"url": "http://127.0.0.1:9/items"}}
 

@@ -7,20 +7,11 @@ import pytest
 
 from app.exceptions import InvalidCursor, VersionExpired
 from app.extensions import Store
-from app.publish import settle as settle_batch
 from app.records import to_entries
 from app.store.cursors import Cursor
 from app.store.keys import StreamKeys
 from config.streams import StreamDefinition
-
-
-def publish(store: Store, records: list[dict[str, int]]) -> int:
-    lease = store.locks.acquire("s")
-    assert lease is not None
-    store.writer.store_page(lease, 1, to_entries(records, 1, None))
-    store.writer.complete(lease, 1, len(records))
-    assert settle_batch(store, "s", lease.version) == "published"
-    return lease.version
+from tests.support.seed import Seeder
 
 
 @pytest.fixture
@@ -30,10 +21,10 @@ def s(store: Store) -> Store:
     return store
 
 
-def test_cursor_keeps_reading_the_version_it_started_on(s: Store) -> None:
-    first = publish(s, [{"id": i} for i in range(5)])
+def test_cursor_keeps_reading_the_version_it_started_on(s: Store, seed: Seeder) -> None:
+    first = seed.publish("s", [{"id": i} for i in range(5)])
     page = s.reader.read("s", limit=2)
-    publish(s, [{"id": 100 + i} for i in range(5)])
+    seed.publish("s", [{"id": 100 + i} for i in range(5)])
 
     assert page.next_cursor is not None
     rest = s.reader.read("s", limit=10, cursor=Cursor.decode(page.next_cursor))
@@ -43,8 +34,8 @@ def test_cursor_keeps_reading_the_version_it_started_on(s: Store) -> None:
     assert rest.next_cursor is None
 
 
-def test_expired_version_is_gone(s: Store, redis: fakeredis.FakeRedis) -> None:
-    version = publish(s, [{"id": 1}])
+def test_expired_version_is_gone(s: Store, seed: Seeder, redis: fakeredis.FakeRedis) -> None:
+    version = seed.publish("s", [{"id": 1}])
     redis.delete(StreamKeys("ds", "s").records(version))
 
     with pytest.raises(VersionExpired):

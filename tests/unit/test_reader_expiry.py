@@ -10,12 +10,13 @@ from app.extensions import Store
 from app.store.cursors import Cursor, Window
 from app.store.keys import StreamKeys
 from app.store.reader import Reader
-from tests.unit.test_reader import publish, s  # noqa: F401 (fixture)
+from tests.support.seed import Seeder
+from tests.unit.test_reader import s  # noqa: F401 (fixture)
 
 
-def test_cursor_of_a_version_dropped_from_history_is_gone(s: Store,  # noqa: F811
-                                                          redis: fakeredis.FakeRedis) -> None:
-    version = publish(s, [{"id": i} for i in range(5)])
+def test_cursor_of_a_version_dropped_from_history_is_gone(
+        s: Store, seed: Seeder, redis: fakeredis.FakeRedis) -> None:  # noqa: F811
+    version = seed.publish("s", [{"id": i} for i in range(5)])
     cursor = s.reader.read("s", limit=2).next_cursor
     assert cursor is not None
     keys = StreamKeys("ds", "s")
@@ -28,9 +29,9 @@ def test_cursor_of_a_version_dropped_from_history_is_gone(s: Store,  # noqa: F81
 
 
 def test_version_expiring_during_a_read_is_gone_not_empty(
-        s: Store, redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch  # noqa: F811
-) -> None:
-    version = publish(s, [{"id": i} for i in range(5)])
+        s: Store, seed: Seeder, redis: fakeredis.FakeRedis,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    version = seed.publish("s", [{"id": i} for i in range(5)])
     span = Reader.span
 
     def span_then_expire(self: Reader, *args: object) -> tuple[int, int]:
@@ -44,8 +45,8 @@ def test_version_expiring_during_a_read_is_gone_not_empty(
 
 
 def test_a_plain_page_reads_check_and_data_in_one_transaction(
-        s: Store, redis: fakeredis.FakeRedis) -> None:  # noqa: F811
-    version = publish(s, [{"id": i} for i in range(5)])
+        s: Store, seed: Seeder, redis: fakeredis.FakeRedis) -> None:  # noqa: F811
+    version = seed.publish("s", [{"id": i} for i in range(5)])
     redis.delete(StreamKeys("ds", "s").records(version))
 
     with pytest.raises(VersionExpired):
@@ -53,10 +54,10 @@ def test_a_plain_page_reads_check_and_data_in_one_transaction(
 
 
 def test_a_reader_that_guessed_an_old_current_version_reads_the_new_one(
-        s: Store) -> None:  # noqa: F811
-    first = publish(s, [{"id": 1}])
+        s: Store, seed: Seeder) -> None:  # noqa: F811
+    first = seed.publish("s", [{"id": 1}])
     assert s.reader.read("s", limit=10).version == first
-    second = publish(s, [{"id": 2}])
+    second = seed.publish("s", [{"id": 2}])
 
     page = s.reader.read("s", limit=10)
 

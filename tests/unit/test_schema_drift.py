@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from app.extensions import Store
 from app.publish import drift as schema_drift
-from app.records import to_entries
 from config.streams import StreamDefinition
-from tasks import ingest, schema_infer
+from tasks import schema_infer
 from tasks.middleware import BatchContext, build_chain
+from tests.support.seed import Seeder
 
 
 def infer(records: list[Any]) -> dict[str, Any]:
@@ -52,29 +51,24 @@ def define(store: Store, **fields: Any) -> None:
         {"source": {"url": "http://127.0.0.1:1/x"}, **fields}))
 
 
-def deliver(app: Flask, store: Store, records: list[Any]) -> int:
+def deliver(seed: Seeder, records: list[Any]) -> int:
     """Run one batch through the worker's chain and the ingest consumer; return its version."""
-    definition = store.definitions.get("s")
+    definition = seed.store.definitions.get("s")
     assert definition is not None
-    lease = store.locks.acquire("s")
-    assert lease is not None
+    batch = seed.batch("s")
     chain = build_chain(definition)
-    kept = chain.apply(records, BatchContext("s", lease.version, "2026-01-01T00:00:00Z", 1))
-    info = {"stop_reason": "no_next", "middleware": chain.stats(),
-            "schema": infer(kept)}
-    with app.app_context():
-        ingest.begin("s", lease.version, lease.token)
-        ingest.page("s", lease.version, lease.token, 1,
-                    [list(entry) for entry in to_entries(kept, 1, None)])
-        ingest.complete("s", lease.version, lease.token, 1, len(kept), info)
-    return lease.version
+    kept = chain.apply(records, BatchContext("s", batch.version, "2026-01-01T00:00:00Z", 1))
+    batch.page(kept)
+    batch.complete({"stop_reason": "no_next", "middleware": chain.stats(),
+                    "schema": infer(kept)})
+    return batch.version
 
 
 def test_drift_against_the_published_batch_is_stored_and_served(
-        app: Flask, store: Store, client: FlaskClient) -> None:
+        seed: Seeder, store: Store, client: FlaskClient) -> None:
     define(store)
-    first = deliver(app, store, [{"id": 1, "price": 2.5, "old": 1}])
-    second = deliver(app, store, [{"id": 2, "price": "2.5", "new": 1}])
+    first = deliver(seed, [{"id": 1, "price": 2.5, "old": 1}])
+    second = deliver(seed, [{"id": 2, "price": "2.5", "new": 1}])
 
     batches = {batch["version"]: batch for batch in
                client.get("/streams/s/batches").get_json()["batches"]}
@@ -90,12 +84,12 @@ def test_drift_against_the_published_batch_is_stored_and_served(
         "fields"]["price"]["types"] == ["number"]
 
 
-def test_quarantine_on_drift_keeps_the_published_batch(app: Flask, store: Store,
+def test_quarantine_on_drift_keeps_the_published_batch(seed: Seeder, store: Store,
                                                        client: FlaskClient) -> None:
     define(store, on_schema_drift="quarantine")
-    first = deliver(app, store, [{"id": 1, "price": 2.5}])
-    same = deliver(app, store, [{"id": 2, "price": 3.0}])
-    drifting = deliver(app, store, [{"id": 3, "price": "3.0"}])
+    first = deliver(seed, [{"id": 1, "price": 2.5}])
+    same = deliver(seed, [{"id": 2, "price": 3.0}])
+    drifting = deliver(seed, [{"id": 3, "price": "3.0"}])
 
     assert store.reader.current_version("s") == same != first
     batch = store.reader.batch("s", drifting)
@@ -104,10 +98,10 @@ def test_quarantine_on_drift_keeps_the_published_batch(app: Flask, store: Store,
     assert client.get("/streams/s/schema").get_json()["version"] == same
 
 
-def test_counts_and_samples_reach_the_batch_metadata(app: Flask, store: Store,
+def test_counts_and_samples_reach_the_batch_metadata(seed: Seeder, store: Store,
                                                      client: FlaskClient) -> None:
     define(store, middleware=[{"type": "cast", "fields": {"price": "float"}}])
-    version = deliver(app, store, [{"id": 1, "price": "1"}, {"id": 2, "price": "x"}])
+    version = deliver(seed, [{"id": 1, "price": "1"}, {"id": 2, "price": "x"}])
 
     batch = client.get(f"/streams/s/batches/{version}").get_json()["batch"]
 
@@ -116,10 +110,10 @@ def test_counts_and_samples_reach_the_batch_metadata(app: Flask, store: Store,
     assert (step["type"], step["dropped"], step["samples"][0]["key"]) == ("cast", 1, 2)
 
 
-def test_quarantined_records_hold_the_batch_for_review(app: Flask, store: Store) -> None:
+def test_quarantined_records_hold_the_batch_for_review(seed: Seeder, store: Store) -> None:
     define(store, middleware=[{"type": "validate", "on_invalid": "quarantine",
                                "schema": {"type": "object", "required": ["id"]}}])
-    version = deliver(app, store, [{"id": 1}, {"name": "no id"}])
+    version = deliver(seed, [{"id": 1}, {"name": "no id"}])
 
     batch = store.reader.batch("s", version)
 
@@ -129,11 +123,11 @@ def test_quarantined_records_hold_the_batch_for_review(app: Flask, store: Store)
 
 
 @pytest.mark.parametrize("records", [[], [{"id": 1}]])
-def test_no_schema_yet_is_a_404_or_a_schema(app: Flask, store: Store, client: FlaskClient,
+def test_no_schema_yet_is_a_404_or_a_schema(seed: Seeder, store: Store, client: FlaskClient,
                                             records: list[Any]) -> None:
     define(store, publish_gate={"allow_empty": True})
     assert client.get("/streams/s/schema").status_code == 404
-    deliver(app, store, records)
+    deliver(seed, records)
 
     answer = client.get("/streams/s/schema").get_json()
 

@@ -10,7 +10,7 @@ from app.extensions import Store
 from app.store.ratelimit import RateLimits
 from config.source import Source
 from tasks.upstream.throttle import Throttle, reset_seconds, retry_after_seconds
-from tests.support.upstream_server import ids, pager_for
+from tests.support.httpserver import ids, pager_for
 
 
 def test_slots_are_spaced_across_workers(redis: fakeredis.FakeRedis) -> None:
@@ -56,12 +56,12 @@ def test_stream_shows_rate_limited_until(client: FlaskClient, store: Store) -> N
     assert client.get("/streams/slow").get_json()["rate_limited_until"] == until
 
 
-def test_a_429_blocks_the_stream_for_other_workers(upstream: HTTPServer) -> None:
+def test_a_429_blocks_the_stream_for_other_workers(httpserver: HTTPServer) -> None:
     redis = fakeredis.FakeRedis(decode_responses=True)
-    upstream.expect_ordered_request("/x").respond_with_data(
+    httpserver.expect_ordered_request("/x").respond_with_data(
         "", status=429, headers={"Retry-After": "4"})
-    upstream.expect_ordered_request("/x").respond_with_json({"data": [{"id": 1}]})
-    pager, sleeps = pager_for(upstream, "/x", rate_limit={"requests_per_second": 100},
+    httpserver.expect_ordered_request("/x").respond_with_json({"data": [{"id": 1}]})
+    pager, sleeps = pager_for(httpserver, "/x", rate_limit={"requests_per_second": 100},
                               pager={"rate_limits": RateLimits(redis, "ds"), "stream": "s"})
     assert ids(pager) == [1]
     assert sleeps[0] == 4

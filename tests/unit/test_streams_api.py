@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.extensions import Store
+from tests.support.seed import Seeder
 
 DEFINITION: dict[str, Any] = {
     "source": {"url": "http://127.0.0.1:9/items", "records_path": "data",
@@ -95,19 +96,17 @@ def test_stop_removes_the_entry_and_keeps_the_definition(client: FlaskClient,
     assert client.get("/streams/orders").status_code == 200
 
 
-def test_stop_with_cancel_abandons_the_batch_in_flight(client: FlaskClient,
-                                                       store: Store) -> None:
+def test_stop_with_cancel_abandons_the_batch_in_flight(client: FlaskClient, store: Store,
+                                                       seed: Seeder) -> None:
     client.put("/streams/orders", json=DEFINITION)
-    lease = store.locks.acquire("orders")
-    assert lease is not None
-    store.writer.begin(lease)
+    batch = seed.batch("orders")
 
     stopped = client.post("/streams/orders/stop", json={"cancel": True})
 
-    assert stopped.json["cancelled_version"] == lease.version
-    assert store.reader.batch("orders", lease.version)["status"] == "cancelled"
+    assert stopped.json["cancelled_version"] == batch.version
+    assert store.reader.batch("orders", batch.version)["status"] == "cancelled"
     assert store.locks.holder("orders") is None
-    assert not store.locks.extend(lease)
+    assert not store.locks.extend(batch.lease)
 
 
 def test_data_before_the_first_batch_is_404_with_a_reason(client: FlaskClient) -> None:

@@ -11,35 +11,15 @@ from flask.testing import FlaskClient
 
 from app.api import ui
 from app.extensions import Store
-from app.publish import settle as settle_batch
-from app.records import iso, to_entries
+from app.records import iso
 from app.store.keys import StreamKeys
 from config.streams import StreamDefinition
+from tests.support.seed import Seeder
 
 
 def define(store: Store, name: str, **fields: object) -> None:
     store.definitions.put(name, StreamDefinition.model_validate(
         {"source": {"url": "http://127.0.0.1:1/x"}, **fields}))
-
-
-def publish(store: Store, name: str, records: int) -> int:
-    lease = store.locks.acquire(name)
-    assert lease is not None
-    store.writer.begin(lease)
-    store.writer.store_page(lease, 1, to_entries([{"id": i} for i in range(records)], 1, None))
-    store.writer.complete(lease, 1, records)
-    assert settle_batch(store, name, lease.version) == "published"
-    return lease.version
-
-
-def fail(store: Store, name: str) -> int:
-    lease = store.locks.acquire(name)
-    assert lease is not None
-    store.writer.begin(lease)
-    store.writer.finish(name, lease.version, "failed", {"kind": "http_status",
-                                                        "message": "upstream answered 503"})
-    store.locks.release(lease)
-    return lease.version
 
 
 def age(redis: fakeredis.FakeRedis, name: str, version: int, seconds: int) -> None:
@@ -94,28 +74,29 @@ def test_overview_of_a_stream_never_fetched(client: FlaskClient, store: Store) -
     assert line["description"] == "Orders of the shop"
 
 
-def test_overview_shows_freshness_and_last_failure(client: FlaskClient, store: Store,
+def test_overview_shows_freshness_and_last_failure(client: FlaskClient, store: Store, seed: Seeder,
                                                     redis: fakeredis.FakeRedis) -> None:
     define(store, "orders", interval_seconds=60)
-    version = publish(store, "orders", 3)
-    failed = fail(store, "orders")
+    version = seed.publish("orders", [{"id": i} for i in range(3)])
+    failed = seed.batch("orders")
+    failed.fail("http_status", "upstream answered 503")
 
     [line] = client.get("/ui/overview").get_json()["streams"]
 
     assert line["current_version"] == version
     assert 0 <= line["age_seconds"] < 60 and line["stale"] is False
-    assert line["last_batch"]["version"] == failed
+    assert line["last_batch"]["version"] == failed.version
     assert line["last_batch"]["status"] == "failed"
     assert line["last_batch"]["error"]["kind"] == "http_status"
     assert "token" not in line["last_batch"]
 
 
-def test_version_older_than_two_intervals_is_stale(client: FlaskClient, store: Store,
+def test_version_older_than_two_intervals_is_stale(client: FlaskClient, store: Store, seed: Seeder,
                                                    redis: fakeredis.FakeRedis) -> None:
     define(store, "fresh", interval_seconds=60)
     define(store, "old", interval_seconds=60)
-    age(redis, "fresh", publish(store, "fresh", 1), 119)
-    age(redis, "old", publish(store, "old", 1), 121)
+    age(redis, "fresh", seed.publish("fresh", [{"id": 1}]), 119)
+    age(redis, "old", seed.publish("old", [{"id": 1}]), 121)
 
     lines = {line["stream"]: line for line in client.get("/ui/overview").get_json()["streams"]}
 
@@ -123,17 +104,16 @@ def test_version_older_than_two_intervals_is_stale(client: FlaskClient, store: S
     assert lines["old"]["stale"] is True and lines["old"]["age_seconds"] >= 121
 
 
-def test_overview_shows_the_batch_in_progress(client: FlaskClient, store: Store) -> None:
+def test_overview_shows_the_batch_in_progress(client: FlaskClient, store: Store,
+                                              seed: Seeder) -> None:
     define(store, "orders")
-    lease = store.locks.acquire("orders")
-    assert lease is not None
-    store.writer.begin(lease)
-    store.writer.store_page(lease, 1, to_entries([{"id": 1}, {"id": 2}], 1, None))
+    batch = seed.batch("orders")
+    batch.page([{"id": 1}, {"id": 2}])
 
     [line] = client.get("/ui/overview").get_json()["streams"]
 
     progress = line["in_progress"]
-    assert progress["version"] == lease.version
+    assert progress["version"] == batch.version
     assert (progress["pages_received"], progress["records_received"]) == (1, 2)
 
 
@@ -156,10 +136,7 @@ def test_is_stale(age_seconds: float | None, interval: int | None, stale: bool) 
 
 @pytest.fixture
 def guarded(app: Flask) -> Flask:
-    """Return the app with both tokens set (skipped while token auth is not wired in)."""
-    auth = pytest.importorskip("app.api.access")
-    if auth.check_request not in app.before_request_funcs.get(None, []):
-        pytest.skip("token auth (app.api.access) is not registered by create_app yet")
+    """Return the app with both tokens set."""
     app.config.update(READ_TOKEN="read-secret", API_TOKEN="api-secret")
     return app
 

@@ -14,7 +14,7 @@ from werkzeug import Request, Response
 
 from app.exceptions import UpstreamError
 from app.store.oauth_tokens import TokenCache
-from tests.support.upstream_server import ids, pager_for
+from tests.support.httpserver import ids, pager_for
 
 ENV = {"TOKEN": "tok-123", "KEY": "key-456", "PASS": "pw", "SECRET": "client-secret"}
 
@@ -37,27 +37,27 @@ def guarded(check: Callable[[Request], bool]) -> Callable[[Request], Response]:
     ({"type": "basic", "username": "ann", "password_env": "PASS"},
      lambda r: r.headers.get("Authorization") == "Basic " + base64.b64encode(b"ann:pw").decode()),
 ])
-def test_static_auth_kinds(upstream: HTTPServer, auth: dict,
+def test_static_auth_kinds(httpserver: HTTPServer, auth: dict,
                            check: Callable[[Request], bool]) -> None:
-    upstream.expect_request("/x").respond_with_handler(guarded(check))
-    pager, _ = pager_for(upstream, "/x", auth=auth, pager={"environ": ENV})
+    httpserver.expect_request("/x").respond_with_handler(guarded(check))
+    pager, _ = pager_for(httpserver, "/x", auth=auth, pager={"environ": ENV})
     pages = list(pager)
     assert [r["id"] for r in pages[0].records] == [1]
     assert "key-456" not in pages[0].url
 
 
-def test_missing_env_var_fails_with_auth(upstream: HTTPServer) -> None:
-    pager, _ = pager_for(upstream, "/x", auth={"type": "bearer", "token_env": "NOPE"},
+def test_missing_env_var_fails_with_auth(httpserver: HTTPServer) -> None:
+    pager, _ = pager_for(httpserver, "/x", auth={"type": "bearer", "token_env": "NOPE"},
                          pager={"environ": {}})
     with pytest.raises(UpstreamError) as caught:
         ids(pager)
     assert caught.value.kind == "auth" and "NOPE" in caught.value.message
-    assert len(upstream.log) == 0
+    assert len(httpserver.log) == 0
 
 
-def test_wrong_credentials_fail_with_auth_401(upstream: HTTPServer) -> None:
-    upstream.expect_request("/x").respond_with_data("", status=401)
-    pager, _ = pager_for(upstream, "/x", auth={"type": "bearer", "token_env": "TOKEN"},
+def test_wrong_credentials_fail_with_auth_401(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/x").respond_with_data("", status=401)
+    pager, _ = pager_for(httpserver, "/x", auth={"type": "bearer", "token_env": "TOKEN"},
                          pager={"environ": ENV})
     with pytest.raises(UpstreamError) as caught:
         ids(pager)
@@ -100,12 +100,12 @@ def oauth_source(server: HTTPServer) -> dict:
                      "scopes": ["read", "write"]}}
 
 
-def test_oauth2_token_is_cached_in_redis_encrypted_and_shared(upstream: HTTPServer) -> None:
-    api = OAuthUpstream(upstream)
+def test_oauth2_token_is_cached_in_redis_encrypted_and_shared(httpserver: HTTPServer) -> None:
+    api = OAuthUpstream(httpserver)
     redis = fakeredis.FakeRedis(decode_responses=True)
     options = {"environ": ENV, "tokens": TokenCache(redis, "ds"), "stream": "spotify"}
     for _ in range(2):
-        pager, _ = pager_for(upstream, "/api", pager=options, **oauth_source(upstream))
+        pager, _ = pager_for(httpserver, "/api", pager=options, **oauth_source(httpserver))
         assert ids(pager) == [10, 11, 20, 21, 30, 31]
     assert len(api.grants) == 1
     assert api.grants[0] == {"grant_type": "client_credentials", "scope": "read write"}
@@ -116,29 +116,29 @@ def test_oauth2_token_is_cached_in_redis_encrypted_and_shared(upstream: HTTPServ
     assert 3500 < redis.ttl("ds:{spotify}:oauth") <= 3570
 
 
-def test_oauth2_token_expiring_mid_batch_is_refreshed_once(upstream: HTTPServer) -> None:
-    api = OAuthUpstream(upstream, uses=2)
+def test_oauth2_token_expiring_mid_batch_is_refreshed_once(httpserver: HTTPServer) -> None:
+    api = OAuthUpstream(httpserver, uses=2)
     redis = fakeredis.FakeRedis(decode_responses=True)
-    pager, _ = pager_for(upstream, "/api", pager={"environ": ENV, "tokens": TokenCache(redis, "ds"),
-                                                   "stream": "s"}, **oauth_source(upstream))
+    options = {"environ": ENV, "tokens": TokenCache(redis, "ds"), "stream": "s"}
+    pager, _ = pager_for(httpserver, "/api", pager=options, **oauth_source(httpserver))
     assert ids(pager) == [10, 11, 20, 21, 30, 31]
     assert len(api.grants) == 2
     assert pager.stop_reason == "empty_page"
 
 
-def test_oauth2_rejected_after_refresh_fails_with_auth(upstream: HTTPServer) -> None:
-    api = OAuthUpstream(upstream, uses=0)
-    pager, _ = pager_for(upstream, "/api", pager={"environ": ENV}, **oauth_source(upstream))
+def test_oauth2_rejected_after_refresh_fails_with_auth(httpserver: HTTPServer) -> None:
+    api = OAuthUpstream(httpserver, uses=0)
+    pager, _ = pager_for(httpserver, "/api", pager={"environ": ENV}, **oauth_source(httpserver))
     with pytest.raises(UpstreamError) as caught:
         ids(pager)
     assert (caught.value.kind, caught.value.status, caught.value.page) == ("auth", 401, 1)
     assert len(api.grants) == 2
 
 
-def test_oauth2_token_endpoint_refusal_is_auth(upstream: HTTPServer) -> None:
-    upstream.expect_request("/token").respond_with_json({"error": "invalid_client"},
-                                                        status=400)
-    pager, _ = pager_for(upstream, "/api", pager={"environ": ENV}, **oauth_source(upstream))
+def test_oauth2_token_endpoint_refusal_is_auth(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/token").respond_with_json({"error": "invalid_client"},
+                                                          status=400)
+    pager, _ = pager_for(httpserver, "/api", pager={"environ": ENV}, **oauth_source(httpserver))
     with pytest.raises(UpstreamError) as caught:
         ids(pager)
     assert (caught.value.kind, caught.value.status) == ("auth", 400)

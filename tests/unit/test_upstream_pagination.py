@@ -9,7 +9,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from app.exceptions import UpstreamError
-from tests.support.upstream_server import ids, pager_for
+from tests.support.httpserver import ids, pager_for
 
 ITEMS = [{"id": n} for n in range(1, 8)]  # 7 records
 
@@ -19,56 +19,56 @@ def page_of(request: Request, size: int = 3) -> list[dict]:
     return ITEMS[(page - 1) * size: page * size]
 
 
-def test_next_url_follows_relative_and_absolute_links(upstream: HTTPServer) -> None:
-    upstream.expect_request("/items").respond_with_json(
+def test_next_url_follows_relative_and_absolute_links(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/items").respond_with_json(
         {"data": ITEMS[:3], "next": "/items2?x=1"})
-    upstream.expect_request("/items2").respond_with_json(
-        {"data": ITEMS[3:6], "meta": {"n": upstream.url_for("/items3")}})
-    upstream.expect_request("/items3").respond_with_json({"data": ITEMS[6:], "next": None})
-    pager, _ = pager_for(upstream, "/items", pagination={"type": "next_url"})
+    httpserver.expect_request("/items2").respond_with_json(
+        {"data": ITEMS[3:6], "meta": {"n": httpserver.url_for("/items3")}})
+    httpserver.expect_request("/items3").respond_with_json({"data": ITEMS[6:], "next": None})
+    pager, _ = pager_for(httpserver, "/items", pagination={"type": "next_url"})
     # /items2 answers "meta.n" not "next", so the default path stops there: check both paths.
     assert ids(pager) == [1, 2, 3, 4, 5, 6]
     assert pager.stop_reason == "no_next"
-    pager, _ = pager_for(upstream, "/items2", pagination={"type": "next_url",
-                                                          "next_url_path": "meta.n"})
+    pager, _ = pager_for(httpserver, "/items2", pagination={"type": "next_url",
+                                                            "next_url_path": "meta.n"})
     assert ids(pager) == [4, 5, 6, 7]
 
 
-def test_link_header_follows_rel_next(upstream: HTTPServer) -> None:
+def test_link_header_follows_rel_next(httpserver: HTTPServer) -> None:
     def handler(request: Request) -> Response:
         page = int(request.args.get("page", 1))
         headers = {}
         if page < 3:
-            headers["Link"] = (f'<{upstream.url_for("/repos")}?page={page + 1}>; rel="next", '
-                               f'<{upstream.url_for("/repos")}?page=3>; rel="last"')
+            headers["Link"] = (f'<{httpserver.url_for("/repos")}?page={page + 1}>; rel="next", '
+                               f'<{httpserver.url_for("/repos")}?page=3>; rel="last"')
         return Response(json.dumps(page_of(request)), headers=headers,
                         content_type="application/json")
-    upstream.expect_request("/repos").respond_with_handler(handler)
-    pager, _ = pager_for(upstream, "/repos", records_path="",
+    httpserver.expect_request("/repos").respond_with_handler(handler)
+    pager, _ = pager_for(httpserver, "/repos", records_path="",
                          pagination={"type": "link_header"})
     assert ids(pager) == [1, 2, 3, 4, 5, 6, 7]
     assert pager.stop_reason == "no_next"
 
 
-def test_page_number_stops_on_short_last_page(upstream: HTTPServer) -> None:
-    upstream.expect_request("/p").respond_with_handler(
+def test_page_number_stops_on_short_last_page(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/p").respond_with_handler(
         lambda r: Response(json.dumps({"results": page_of(r, int(r.args["per_page"]))}),
                            content_type="application/json"))
-    pager, _ = pager_for(upstream, "/p", records_path="results", pagination={
+    pager, _ = pager_for(httpserver, "/p", records_path="results", pagination={
         "type": "page_number", "page_size_param": "per_page", "page_size": 3})
     assert ids(pager) == [1, 2, 3, 4, 5, 6, 7]
     assert pager.stop_reason == "short_page"
 
 
-def test_page_number_stops_on_empty_page_and_at_total(upstream: HTTPServer) -> None:
-    upstream.expect_request("/p").respond_with_handler(
+def test_page_number_stops_on_empty_page_and_at_total(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/p").respond_with_handler(
         lambda r: Response(json.dumps({"data": page_of(r), "pages": 2}),
                            content_type="application/json"))
-    pager, _ = pager_for(upstream, "/p", pagination={"type": "page_number"})
+    pager, _ = pager_for(httpserver, "/p", pagination={"type": "page_number"})
     assert ids(pager) == [1, 2, 3, 4, 5, 6, 7]
     assert pager.stop_reason == "empty_page"
-    pager, _ = pager_for(upstream, "/p", pagination={"type": "page_number",
-                                                     "total_pages_path": "pages"})
+    pager, _ = pager_for(httpserver, "/p", pagination={"type": "page_number",
+                                                       "total_pages_path": "pages"})
     assert ids(pager) == [1, 2, 3, 4, 5, 6]
     assert pager.stop_reason == "total_reached"
 
@@ -82,10 +82,10 @@ def offset_handler(request: Request) -> Response:
 @pytest.mark.parametrize(("limit", "total_path", "reason"), [
     (3, None, "short_page"), (7, None, "empty_page"), (7, "total", "total_reached"),
     (2, "total", "total_reached")])
-def test_offset_kinds_of_stop(upstream: HTTPServer, limit: int, total_path: str | None,
+def test_offset_kinds_of_stop(httpserver: HTTPServer, limit: int, total_path: str | None,
                               reason: str) -> None:
-    upstream.expect_request("/o").respond_with_handler(offset_handler)
-    pager, _ = pager_for(upstream, "/o", records_path="items", pagination={
+    httpserver.expect_request("/o").respond_with_handler(offset_handler)
+    pager, _ = pager_for(httpserver, "/o", records_path="items", pagination={
         "type": "offset", "limit": limit, "total_path": total_path})
     assert ids(pager) == [1, 2, 3, 4, 5, 6, 7]
     assert pager.stop_reason == reason
@@ -102,30 +102,30 @@ def cursor_handler(request: Request) -> Response:
 
 @pytest.mark.parametrize(("has_more_path", "reason"), [(None, "no_next"),
                                                        ("meta.has_more", "has_more_false")])
-def test_cursor_until_empty_or_has_more_false(upstream: HTTPServer, has_more_path: str | None,
+def test_cursor_until_empty_or_has_more_false(httpserver: HTTPServer, has_more_path: str | None,
                                               reason: str) -> None:
-    upstream.expect_request("/c").respond_with_handler(cursor_handler)
-    pager, _ = pager_for(upstream, "/c", pagination={
+    httpserver.expect_request("/c").respond_with_handler(cursor_handler)
+    pager, _ = pager_for(httpserver, "/c", pagination={
         "type": "cursor", "cursor_path": "meta.next_cursor", "has_more_path": has_more_path})
     assert ids(pager) == [1, 2, 3, 4, 5, 6, 7]
     assert pager.stop_reason == reason
 
 
-def test_cursor_sent_in_a_post_body(upstream: HTTPServer) -> None:
+def test_cursor_sent_in_a_post_body(httpserver: HTTPServer) -> None:
     def handler(request: Request) -> Response:
         body = request.get_json()
         assert body["filter"] == "all"
         return cursor_handler(Request.from_values(query_string={"cursor": body.get("after")}))
-    upstream.expect_request("/search", method="POST").respond_with_handler(handler)
-    pager, _ = pager_for(upstream, "/search", method="POST", body={"filter": "all"},
+    httpserver.expect_request("/search", method="POST").respond_with_handler(handler)
+    pager, _ = pager_for(httpserver, "/search", method="POST", body={"filter": "all"},
                          pagination={"type": "cursor", "cursor_path": "meta.next_cursor",
                                      "cursor_param": "after", "params_in": "body"})
     assert ids(pager) == [1, 2, 3, 4, 5, 6, 7]
 
 
-def test_none_reads_one_page_of_a_top_level_array(upstream: HTTPServer) -> None:
-    upstream.expect_request("/all", query_string="q=1").respond_with_json(ITEMS)
-    pager, _ = pager_for(upstream, "/all", records_path="", params={"q": 1})
+def test_none_reads_one_page_of_a_top_level_array(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/all", query_string="q=1").respond_with_json(ITEMS)
+    pager, _ = pager_for(httpserver, "/all", records_path="", params={"q": 1})
     pages = list(pager)
     assert [p.number for p in pages] == [1]
     assert [r["id"] for r in pages[0].records] == [1, 2, 3, 4, 5, 6, 7]
@@ -135,42 +135,42 @@ def test_none_reads_one_page_of_a_top_level_array(upstream: HTTPServer) -> None:
 @pytest.mark.parametrize("pagination", [
     {"type": "next_url"}, {"type": "page_number"}, {"type": "offset", "limit": 1},
     {"type": "cursor", "cursor_path": "next_cursor"}])
-def test_every_kind_honours_max_pages(upstream: HTTPServer, pagination: dict) -> None:
+def test_every_kind_honours_max_pages(httpserver: HTTPServer, pagination: dict) -> None:
     counter = iter(range(1000))
 
     def endless(request: Request) -> Response:
         n = next(counter)
         body = {"data": [{"id": n}], "next": f"/e?n={n}", "next_cursor": f"c{n}"}
         return Response(json.dumps(body), content_type="application/json")
-    upstream.expect_request("/e").respond_with_handler(endless)
-    pager, _ = pager_for(upstream, "/e", max_pages=4, pagination=pagination)
+    httpserver.expect_request("/e").respond_with_handler(endless)
+    pager, _ = pager_for(httpserver, "/e", max_pages=4, pagination=pagination)
     assert ids(pager) == [0, 1, 2, 3]
     assert pager.stop_reason == "max_pages"
 
 
-def test_cursor_repeating_forever_is_a_pagination_loop(upstream: HTTPServer) -> None:
+def test_cursor_repeating_forever_is_a_pagination_loop(httpserver: HTTPServer) -> None:
     counter = iter(range(1000))
-    upstream.expect_request("/c").respond_with_handler(lambda r: Response(json.dumps(
+    httpserver.expect_request("/c").respond_with_handler(lambda r: Response(json.dumps(
         {"data": [{"id": next(counter)}], "cursor": "same"}), content_type="application/json"))
-    pager, _ = pager_for(upstream, "/c", pagination={"type": "cursor", "cursor_path": "cursor"})
+    pager, _ = pager_for(httpserver, "/c", pagination={"type": "cursor", "cursor_path": "cursor"})
     with pytest.raises(UpstreamError) as caught:
         ids(pager)
     assert caught.value.kind == "pagination_loop"
     assert caught.value.page == 2
 
 
-def test_next_url_back_to_a_visited_page_is_a_loop(upstream: HTTPServer) -> None:
-    upstream.expect_request("/a").respond_with_json({"data": [{"id": 1}], "next": "/b"})
-    upstream.expect_request("/b").respond_with_json({"data": [{"id": 2}], "next": "/a"})
-    pager, _ = pager_for(upstream, "/a", pagination={"type": "next_url"})
+def test_next_url_back_to_a_visited_page_is_a_loop(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/a").respond_with_json({"data": [{"id": 1}], "next": "/b"})
+    httpserver.expect_request("/b").respond_with_json({"data": [{"id": 2}], "next": "/a"})
+    pager, _ = pager_for(httpserver, "/a", pagination={"type": "next_url"})
     with pytest.raises(UpstreamError) as caught:
         ids(pager)
     assert (caught.value.kind, caught.value.page) == ("pagination_loop", 3)
 
 
-def test_page_param_ignored_by_upstream_is_a_loop(upstream: HTTPServer) -> None:
-    upstream.expect_request("/same").respond_with_json({"data": ITEMS[:3]})
-    pager, _ = pager_for(upstream, "/same", pagination={"type": "page_number"})
+def test_page_param_ignored_by_upstream_is_a_loop(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/same").respond_with_json({"data": ITEMS[:3]})
+    pager, _ = pager_for(httpserver, "/same", pagination={"type": "page_number"})
     with pytest.raises(UpstreamError) as caught:
         ids(pager)
     assert (caught.value.kind, caught.value.page) == ("pagination_loop", 2)

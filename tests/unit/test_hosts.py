@@ -16,7 +16,7 @@ from pytest_httpserver import HTTPServer
 
 from app.exceptions import UpstreamError
 from app.hosts import check_url
-from tests.support.upstream_server import ids, pager_for
+from tests.support.httpserver import ids, pager_for
 
 FORBIDDEN = ["http://127.0.0.1/", "http://10.0.0.1/", "http://169.254.169.254/latest/",
              "http://[::1]:8080/", "http://2130706433/", "http://0x7f000001/",
@@ -76,17 +76,17 @@ def test_put_accepts_allowlisted_and_public_hosts(client: FlaskClient, app: Flas
     assert answer.status_code == 201
 
 
-def test_fetch_to_a_loopback_that_is_not_allowlisted_fails(upstream: HTTPServer) -> None:
-    upstream.expect_request("/x").respond_with_json({"data": []})
-    for url in [upstream.url_for("/x"), f"http://localhost:{upstream.port}/x"]:
-        pager, _ = pager_for(upstream, url, allow=False)
+def test_fetch_to_a_loopback_that_is_not_allowlisted_fails(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/x").respond_with_json({"data": []})
+    for url in [httpserver.url_for("/x"), f"http://localhost:{httpserver.port}/x"]:
+        pager, _ = pager_for(httpserver, url, allow=False)
         with pytest.raises(UpstreamError) as caught:
             ids(pager)
         assert (caught.value.kind, caught.value.page) == ("forbidden_host", 1)
-    assert len(upstream.log) == 0
+    assert len(httpserver.log) == 0
 
 
-def test_dns_rebinding_is_caught_at_connect_time(upstream: HTTPServer,
+def test_dns_rebinding_is_caught_at_connect_time(httpserver: HTTPServer,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     real = socket.getaddrinfo
 
@@ -96,40 +96,40 @@ def test_dns_rebinding_is_caught_at_connect_time(upstream: HTTPServer,
         return real(host, port, *args, **kwargs)
     check_url("http://rebind.example/", [], resolve=lambda h, p: ["93.184.216.34"])
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    upstream.expect_request("/x").respond_with_json({"data": []})
-    pager, _ = pager_for(upstream, f"http://rebind.example:{upstream.port}/x", allow=False)
+    httpserver.expect_request("/x").respond_with_json({"data": []})
+    pager, _ = pager_for(httpserver, f"http://rebind.example:{httpserver.port}/x", allow=False)
     with pytest.raises(UpstreamError) as caught:
         ids(pager)
     assert caught.value.kind == "forbidden_host"
-    assert len(upstream.log) == 0
+    assert len(httpserver.log) == 0
 
 
-def test_redirect_to_a_forbidden_address_fails(upstream: HTTPServer) -> None:
+def test_redirect_to_a_forbidden_address_fails(httpserver: HTTPServer) -> None:
     with HTTPServer(host="127.0.0.1", port=0) as other:
         other.expect_request("/secret").respond_with_json({"data": [{"id": "leak"}]})
-        upstream.expect_request("/r").respond_with_data(
+        httpserver.expect_request("/r").respond_with_data(
             "", status=302, headers={"Location": other.url_for("/secret")})
-        pager, _ = pager_for(upstream, "/r")
+        pager, _ = pager_for(httpserver, "/r")
         with pytest.raises(UpstreamError) as caught:
             ids(pager)
         assert caught.value.kind == "forbidden_host"
         assert len(other.log) == 0
-    upstream.clear()
-    upstream.expect_request("/r").respond_with_data(
+    httpserver.clear()
+    httpserver.expect_request("/r").respond_with_data(
         "", status=302, headers={"Location": "file:///etc/passwd"})
-    pager, _ = pager_for(upstream, "/r")
+    pager, _ = pager_for(httpserver, "/r")
     with pytest.raises(UpstreamError) as caught:
         ids(pager)
     assert caught.value.kind == "forbidden_host"
 
 
 @pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/", "OTHER"])
-def test_next_link_to_a_forbidden_address_fails(upstream: HTTPServer, target: str) -> None:
+def test_next_link_to_a_forbidden_address_fails(httpserver: HTTPServer, target: str) -> None:
     with HTTPServer(host="127.0.0.1", port=0) as other:
         other.expect_request("/p2").respond_with_json({"data": [{"id": 2}]})
         link = other.url_for("/p2") if target == "OTHER" else target
-        upstream.expect_request("/p1").respond_with_json({"data": [{"id": 1}], "next": link})
-        pager, _ = pager_for(upstream, "/p1", pagination={"type": "next_url"})
+        httpserver.expect_request("/p1").respond_with_json({"data": [{"id": 1}], "next": link})
+        pager, _ = pager_for(httpserver, "/p1", pagination={"type": "next_url"})
         with pytest.raises(UpstreamError) as caught:
             ids(pager)
         assert (caught.value.kind, caught.value.page) == ("forbidden_host", 2)

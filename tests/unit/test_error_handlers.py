@@ -16,6 +16,7 @@ from app import create_app, exceptions
 from app.extensions import Store
 from config.streams import StreamDefinition
 from devtools.redis_server import free_port
+from tests.support.seed import Seeder
 
 DEFINITION = {"source": {"url": "http://127.0.0.1:1/x"}}
 
@@ -66,12 +67,11 @@ def test_405_keeps_the_allow_header(client: FlaskClient) -> None:
     assert "GET" in response.headers["Allow"]
 
 
-def test_409_410_from_the_store(defined: Store, client: FlaskClient) -> None:
-    lease = defined.locks.acquire("s")
-    assert lease is not None
-    defined.writer.finish("s", lease.version, "failed", {"kind": "timeout", "message": "x"})
+def test_409_410_from_the_store(defined: Store, seed: Seeder, client: FlaskClient) -> None:
+    failed = seed.batch("s")
+    failed.fail("timeout", "x")
 
-    assert_error_shape(client.post(f"/streams/s/batches/{lease.version}/discard"), 409)
+    assert_error_shape(client.post(f"/streams/s/batches/{failed.version}/discard"), 409)
     assert_error_shape(client.get("/streams/s/changes?since=0"), 404)
 
 

@@ -1,8 +1,10 @@
-"""A local upstream for the upstream client's tests: pytest-httpserver on 127.0.0.1.
+"""pytest-httpserver for the upstream client's unit tests, and helpers to page through it.
 
-`upstream` is one threaded server per test module, cleared after each test; `pager_for`
-builds a Pager on a source dict with tiny retry waits, the server allow-listed, and a
-recorded `sleep` so retry and rate-limit waits are asserted without being slept.
+The plugin's `httpserver` fixture answers each test's requests as the test declares them;
+`make_httpserver` replaces the plugin's server with a threaded one on 127.0.0.1, so a slow
+handler never blocks the retry that follows it. `pager_for` builds a Pager on a source
+dict with tiny retry waits, the server allow-listed, and a recorded `sleep` so retry and
+rate-limit waits are asserted without being slept.
 """
 
 from __future__ import annotations
@@ -20,22 +22,15 @@ FAST = {"backoff_initial": 0.01, "backoff_max": 0.05, "max_attempts": 3,
         "connect_timeout": 2, "read_timeout": 2}
 
 
-@pytest.fixture(scope="module")
-def upstream_server() -> Iterator[HTTPServer]:
+@pytest.fixture(scope="session")
+def make_httpserver() -> Iterator[HTTPServer]:
+    """Return the session's threaded server (the plugin clears it before each test)."""
     server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
     yield server
     server.clear()
     if server.is_running():
         server.stop()
-
-
-@pytest.fixture
-def upstream(upstream_server: HTTPServer) -> Iterator[HTTPServer]:
-    """Return the module's local upstream, with no handlers left from other tests."""
-    upstream_server.clear()
-    yield upstream_server
-    upstream_server.clear()
 
 
 class Sleeps(list[float]):
@@ -47,7 +42,7 @@ class Sleeps(list[float]):
 
 def pager_for(server: HTTPServer, path: str, allow: bool = True, **source: Any
               ) -> tuple[Pager, Sleeps]:
-    """Return a pager on `path` of the local upstream, and its recorded sleeps."""
+    """Return a pager on `path` of the server, and its recorded sleeps."""
     extra = source.pop("pager", {})
     url = path if path.startswith("http") else server.url_for(path)
     spec = {**FAST, "url": url, **source}
