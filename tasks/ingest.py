@@ -74,8 +74,7 @@ def begin(stream: str, version: int, token: str) -> None:
 
 
 @shared_task(name=names.INGEST_PAGE, **_RELIABLE)
-def page(stream: str, version: int, token: str, number: int,
-         entries: dict[str, Any] | list[list[Any]]) -> None:
+def page(stream: str, version: int, token: str, number: int, entries: dict[str, Any]) -> None:
     """Stage one page of records, then publish if the batch is now whole."""
     lease = BatchLease(stream, version, token)
     if _poisoned(lease, f"page:{number}"):

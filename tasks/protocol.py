@@ -14,8 +14,7 @@ or  ds.ingest.fail(stream, version, token, error)
 "scores": "<score> <score>...", "count": n}``: the records as canonical JSON (which never
 holds a raw newline) joined by newlines and their scores joined by spaces, so neither side
 encodes or decodes one JSON value per record and the store receives two strings (see
-`pack`). A list of ``[score, record_json]`` is still accepted. `info` and `error` are flat
-JSON objects.
+`pack`). `info` and `error` are flat JSON objects.
 Messages may be delivered out of order and more than once; the store makes each step
 idempotent. `Outbox` is the worker's side of it.
 """
@@ -38,12 +37,9 @@ def pack(entries: Sequence[tuple[float, str]]) -> dict[str, Any]:
             "count": len(entries)}
 
 
-def unpack(entries: dict[str, Any] | list[list[Any]]) -> tuple[str, str, int]:
-    """Return (members, scores, count) of a packed page or of a list of entries."""
-    if isinstance(entries, dict):
-        return str(entries["members"]), str(entries["scores"]), int(entries["count"])
-    packed = pack([(float(score), str(member)) for score, member in entries])
-    return packed["members"], packed["scores"], packed["count"]
+def unpack(entries: dict[str, Any]) -> tuple[str, str, int]:
+    """Return (members, scores, count) of a packed page."""
+    return str(entries["members"]), str(entries["scores"]), int(entries["count"])
 
 
 class Outbox:

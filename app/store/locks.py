@@ -18,13 +18,6 @@ from redis import Redis
 
 from app.store.keys import StreamKeys
 
-_ACQUIRE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local version = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. version, 'PX', ARGV[2])
-return version
-"""
-
 _ACQUIRE_ONCE = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
@@ -77,19 +70,9 @@ class StreamLocks:
         self.connection = connection
         self.prefix = prefix
         self.timeout_ms = timeout_ms
-        self._acquire = connection.register_script(_ACQUIRE)
         self._acquire_once = connection.register_script(_ACQUIRE_ONCE)
         self._extend = connection.register_script(_EXTEND)
         self._release = connection.register_script(_RELEASE)
-
-    def acquire(self, stream: str) -> BatchLease | None:
-        """Take the lock and the next version, or return None if a batch is in flight."""
-        keys = StreamKeys(self.prefix, stream)
-        token = secrets.token_hex(8)
-        version = self._acquire(keys=[keys.lock, keys.seq], args=[token, self.timeout_ms])
-        if version is None:
-            return None
-        return BatchLease(stream=stream, version=int(version), token=token)
 
     def acquire_once(self, stream: str, receipt: str) -> BatchLease | str:
         """Take the lock for the fetch message `receipt` (its task id) at most once.

@@ -9,7 +9,6 @@ a batch becomes visible in exactly one atomic step or never.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +20,8 @@ from app.store import scripts
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
 
-# Verdicts of storing a page (`store_packed`).
-ENDED, DUPLICATE, STORED, WHOLE = -1, 0, 1, 2
-TERMINAL = ("complete", "failed", "abandoned", "cancelled", "quarantined", "discarded")
+# The verdict of `store_packed` for the page that made its batch whole.
+WHOLE = 2
 
 
 def _int(value: Any) -> int:
@@ -67,18 +65,12 @@ class BatchWriter:
                         {"kind": "abandoned", "message": f"batch {lease.version} started"})
         return str(status)
 
-    def store_page(self, lease: BatchLease, page: int,
-                   entries: Sequence[tuple[float, str]]) -> bool:
-        """Stage one page of (score, member) entries; False if already stored or ended."""
-        members = "\n".join(member for _, member in entries)
-        scores = " ".join([repr(float(score)) for score, _ in entries])
-        return self.store_packed(lease, page, members, scores, len(entries)) >= STORED
-
     def store_packed(self, lease: BatchLease, page: int, members: str, scores: str,
                      count: int) -> int:
         """Stage one packed page (members joined by newlines, scores by spaces).
 
-        Returns ENDED, DUPLICATE, STORED or WHOLE (stored, and now every page is in).
+        Returns -1 (the batch ended), 0 (already stored), 1 (stored) or WHOLE (stored, and
+        now every page is in).
         """
         keys = StreamKeys(self.prefix, lease.stream)
         return int(self._store_page(

@@ -98,7 +98,7 @@ def test_exceptions_are_scrubbed() -> None:
 
 
 def test_task_fields_come_from_the_task_arguments() -> None:
-    from tasks import ingest
+    from tasks import ingest, protocol
 
-    fields = logs.task_fields(ingest.page, ("s1", 4, "tok", 2, []), {})
+    fields = logs.task_fields(ingest.page, ("s1", 4, "tok", 2, protocol.pack([])), {})
     assert fields == {"stream": "s1", "version": 4, "page": 2}
