@@ -2,8 +2,8 @@
 
 The batch is sent as the worker sends it (tests/support/seed.py: the Outbox's messages, run
 by the ingest tasks), all but its totals; the totals are recorded with the writer, then
-`publish.settle` runs as the ingest consumer runs it after them. The Lua step's own time comes
-from Redis' SLOWLOG (threshold 0), so it excludes the client's round trip; the whole
+`publish.settle` runs as the ingest consumer runs it after them. The Lua step's own time
+comes from Redis' SLOWLOG (threshold 0), so it excludes the client's round trip; the whole
 settle (preparers such as the change set, gates, the commit) is timed around the call.
 """
 
