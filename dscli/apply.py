@@ -33,8 +33,9 @@ def read_streams(path: str) -> dict[str, Any]:
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Return nested objects as {dotted path: value}; lists and scalars are leaves."""
-    if not isinstance(value, dict) or not value:
+    """Return nested objects as {dotted path: value}; lists and scalars are leaves, an
+    empty object is no leaf (so emptying one shows as its fields removed)."""
+    if not isinstance(value, dict):
         return {prefix: value} if prefix else {}
     flat: dict[str, Any] = {}
     for key, item in value.items():
