@@ -36,12 +36,13 @@ class CommandError(Exception):
     answered it (``{"code", "message", "details"}``) when it answered."""
 
     def __init__(self, message: str, exit_code: int, error: dict[str, Any] | None = None,
-                 status: int | None = None) -> None:
+                 status: int | None = None, result: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
         self.error = error or {"code": "client_error", "message": message, "details": {}}
         self.status = status
+        self.result = result or {}  # what the command got done before it failed
 
 
 def exit_code_of(status: int) -> int:

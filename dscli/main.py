@@ -94,13 +94,16 @@ def start(client: Client, out: Output, name: str, interval: int | None, wait: bo
     if not out.as_json:
         out.out.print(line)
     batch = progress.wait_for_batch(client, name, after, timeout, show=not out.as_json)
-    out.result({"start": started, "batch": batch}, *([_ended(name, batch)] if batch else []))
+    result = {"start": started, "batch": batch}
     if batch is None:
         raise CommandError(f"gave up waiting for a batch of {name} after {timeout} s",
-                           NOT_PUBLISHED)
+                           NOT_PUBLISHED, result=result)
     if batch.get("status") != "complete":
+        if not out.as_json:
+            out.out.print(_ended(name, batch))
         raise CommandError(f"batch {batch['version']} of {name} ended {batch.get('status')}"
-                           f": {render.batch_reason(batch)}", NOT_PUBLISHED)
+                           f": {render.batch_reason(batch)}", NOT_PUBLISHED, result=result)
+    out.result(result, _ended(name, batch))
 
 
 def _ended(name: str, batch: dict[str, Any]) -> str:

@@ -49,7 +49,7 @@ class Output:
         where = f" (HTTP {exc.status}, {exc.error.get('code')})" if exc.status else ""
         self.err.print(f"data-streams: {exc.message}{where}", markup=False)
         if self.as_json:
-            print(json.dumps({"error": {**exc.error, "status": exc.status},
+            print(json.dumps({**exc.result, "error": {**exc.error, "status": exc.status},
                               "exit_code": exc.exit_code}, indent=2, sort_keys=True))
 
 
@@ -78,8 +78,8 @@ def batch_reason(batch: dict[str, Any]) -> str:
     error = batch.get("error")
     if isinstance(error, dict):
         where = f" (page {error['page']})" if error.get("page") is not None else ""
-        return escape(f"{error.get('kind', 'error')}: {error.get('message', '')}{where}")
-    return escape(str(batch.get("quarantine_reason") or batch.get("stop_reason") or ""))
+        return f"{error.get('kind', 'error')}: {error.get('message', '')}{where}"
+    return str(batch.get("quarantine_reason") or batch.get("stop_reason") or "")
 
 
 def streams_table(rows: Iterable[dict[str, Any]]) -> Table:
@@ -96,7 +96,7 @@ def streams_table(rows: Iterable[dict[str, Any]]) -> Table:
             summary += (f" ({progress.get('pages_received', 0)} pages, "
                         f"{progress.get('records_received', 0)} records)")
         elif last.get("status") != "complete" and batch_reason(last):
-            summary += f" {batch_reason(last)}"
+            summary += f" {escape(batch_reason(last))}"
         table.add_row(row["stream"], row["state"], str(row.get("current_version") or "-"),
                       fresh, duration(row.get("interval_seconds")), summary)
     return table
@@ -111,7 +111,7 @@ def batches_table(batches: Iterable[dict[str, Any]]) -> Table:
         table.add_row(str(batch["version"]), styled(batch.get("status")),
                       "-" if records is None else str(records),
                       str(batch.get("pages_received", "-")), batch.get("started_at") or "-",
-                      batch.get("finished_at") or "-", batch_reason(batch))
+                      batch.get("finished_at") or "-", escape(batch_reason(batch)))
     return table
 
 
