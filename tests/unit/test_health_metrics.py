@@ -16,12 +16,6 @@ from config.streams import StreamDefinition
 from tests.support.seed import Seeder
 
 
-@pytest.fixture(autouse=True)
-def short_broadcast(app: Flask) -> None:
-    """No worker listens on the memory broker: do not wait a second for their answers."""
-    app.config["READY_TIMEOUT_SECONDS"] = 0.05
-
-
 def test_healthz(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
