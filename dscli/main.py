@@ -32,7 +32,7 @@ def cli(ctx: click.Context, url: str, token: str) -> None:
     ctx.obj = Client(url, token)
 
 
-def command(name: str | None = None) -> Callable[[Callable[..., None]], click.Command]:
+def command() -> Callable[[Callable[..., None]], click.Command]:
     """Make `fn(client, out, **params)` a subcommand with --json and API errors handled."""
     def decorate(fn: Callable[..., None]) -> click.Command:
         @functools.wraps(fn)
@@ -45,7 +45,7 @@ def command(name: str | None = None) -> Callable[[Callable[..., None]], click.Co
                 raise click.exceptions.Exit(exc.exit_code) from None
         option = click.option("--json", "as_json", is_flag=True,
                               help="Print the answer as JSON (for scripts).")
-        return cli.command(name)(option(run))
+        return cli.command()(option(run))
     return decorate
 
 
