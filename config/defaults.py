@@ -26,9 +26,11 @@ VISIBILITY_TIMEOUT = 3600
 # consumer can finish storing the last pages of a batch after the fetch has ended.
 LOCK_SLACK_SECONDS = 120
 
-# Where the status page links to Flower. Not FLOWER_*: Flower reads every such variable
-# as one of its own options and refuses to start on an unknown one.
-UI_FLOWER_URL = "http://127.0.0.1:5555"
+# Flower's port (the Procfile's flower line reads FLOWER_PORT with the same default).
+FLOWER_PORT = 5555
+# Where the status page links to Flower, {port} being FLOWER_PORT. Not FLOWER_*: Flower
+# reads every such variable as one of its own options and refuses to start on an unknown one.
+UI_FLOWER_URL = "http://127.0.0.1:{port}"
 
 # How many published versions stay readable.
 KEEP_VERSIONS = 3

@@ -83,7 +83,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_PAGE_LIMIT": _int(env, "MAX_PAGE_LIMIT", defaults.MAX_PAGE_LIMIT),
         "MAX_PAGES": _int(env, "MAX_PAGES", defaults.MAX_PAGES),
         "ALLOWED_SOURCE_HOSTS": _list(env, "ALLOWED_SOURCE_HOSTS"),
-        "UI_FLOWER_URL": env.get("UI_FLOWER_URL") or defaults.UI_FLOWER_URL,
+        "UI_FLOWER_URL": env.get("UI_FLOWER_URL") or defaults.UI_FLOWER_URL.format(
+            port=_int(env, "FLOWER_PORT", defaults.FLOWER_PORT)),
         "CUSTOM_MIDDLEWARE_PREFIXES": (_list(env, "CUSTOM_MIDDLEWARE_PREFIXES")
                                        or list(defaults.CUSTOM_MIDDLEWARE_PREFIXES)),
         # Security and operations (README): bearer tokens, probes, logs.

@@ -19,7 +19,7 @@ DEFINITION = {"source": {"url": "http://127.0.0.1:9/items"}}
 
 def make_app(redis: fakeredis.FakeRedis, **tokens: str) -> Flask:
     return create_app({"TESTING": True, "REDIS_CLIENT": redis, **tokens,
-                       "ALLOWED_SOURCE_HOSTS": ["127.0.0.1"],
+                       "ALLOWED_SOURCE_HOSTS": ["127.0.0.1"], "READY_TIMEOUT_SECONDS": 0.05,
                        "CELERY": {"broker_url": "memory://", "redbeat_key_prefix": "{redbeat}:",
                                   "redbeat_redis_url": "redis://127.0.0.1:1/0",
                                   "include": ["tasks.fetch", "tasks.ingest"]}})

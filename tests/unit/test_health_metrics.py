@@ -6,10 +6,13 @@ from typing import Any
 
 import fakeredis
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from app.extensions import Store
 from app.ops import health, metrics
+from app.schedule import Schedules
+from config.streams import StreamDefinition
 from tests.support.seed import Seeder
 
 
@@ -95,3 +98,32 @@ def test_freshness_of_a_published_stream(client: FlaskClient, store: Store, seed
     age = sample(text, "ds_stream_freshness_seconds", stream="f1")
     assert age is not None and 0 <= age < 60
     assert sample(text, "ds_stream_current_version", stream="f1") == version
+
+
+def test_interval_of_running_streams_workers_and_beat(
+        app: Flask, client: FlaskClient, store: Store, redis: fakeredis.FakeRedis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    workers(monkeypatch, {"fetch": ["fetch@h"], "ingest": []})
+    redis.set(health.BEAT_LOCK_KEY, "x", ex=60)
+    for name in ("run1", "idle1"):
+        store.definitions.put(name, StreamDefinition.model_validate(
+            {"source": {"url": "http://127.0.0.1:9/x"}}))
+    Schedules(app.extensions["celery"]).save("run1", 30)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert sample(text, "ds_stream_interval_seconds", stream="run1") == 30
+    assert sample(text, "ds_stream_interval_seconds", stream="idle1") is None  # stopped
+    assert sample(text, "ds_queue_workers", queue="fetch") == 1
+    assert sample(text, "ds_queue_workers", queue="ingest") == 0
+    assert sample(text, "ds_beat_up") == 1
+
+
+def test_no_worker_count_when_the_broadcast_fails(client: FlaskClient,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def broker_down(celery_app: Any, timeout: float) -> dict[str, list[str]]:
+        raise ConnectionError("broker gone")
+
+    monkeypatch.setattr(health, "consumers", broker_down)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "ds_queue_workers{" not in text  # unknown is not zero: no NoWorker alert
+    assert sample(text, "ds_beat_up") == 0
+    assert sample(text, "ds_redis_up") == 1
