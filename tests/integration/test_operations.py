@@ -35,7 +35,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     for old in log_dir.glob("*.log"):
         old.unlink()
     system = System(server.url, log_dir, API_TOKEN=API_TOKEN, READ_TOKEN=READ_TOKEN,
-                    UPSTREAM_KEY=UPSTREAM_KEY, READY_TIMEOUT_SECONDS="1")
+                    DS_SECRET_UPSTREAM_KEY=UPSTREAM_KEY, READY_TIMEOUT_SECONDS="1")
     try:
         system.start_all()
         yield system
@@ -71,7 +71,7 @@ def run_one_batch(system: System, upstream: Upstream, name: str) -> int:
     body = {"source": {"url": upstream.url(name), "records_path": "data",
                        "pagination": {"type": "next_url", "next_url_path": "next"},
                        "auth": {"type": "api_key", "in": "query", "name": "api_key",
-                                "value_env": "UPSTREAM_KEY"}},
+                                "value_env": "DS_SECRET_UPSTREAM_KEY"}},
             "key": "id"}
     assert call(system, "PUT", f"/streams/{name}", json=body).status_code == 201
     assert call(system, "POST", f"/streams/{name}/start").status_code == 200
