@@ -77,7 +77,8 @@ def test_readyz_answers_a_storm_from_its_cache(api: Api) -> None:
     assert {answer.status_code for _, answer in results} == {200}
     # Two web workers, one check each at most (READY_CACHE_SECONDS 5 > this storm).
     assert len({body["checked_at"] for body in bodies}) <= 2
-    assert bodies[0]["checks"]["workers"]["queues"] == {"fetch": 1, "ingest": 1}
+    queues = bodies[0]["checks"]["workers"]["queues"]
+    assert set(queues) == {"fetch", "ingest"} and min(queues.values()) >= 1  # counted
     assert "@" not in orjson.dumps(bodies).decode()  # no worker hosts, to anyone
 
 
