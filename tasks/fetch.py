@@ -79,7 +79,8 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
     """Send every page of the upstream, then the batch totals."""
     started = time.monotonic()
     pager = Pager(definition.source, rate_limits=store.rate_limits, tokens=store.oauth_tokens,
-                  stream=lease.stream, allowed_hosts=current_app.config["ALLOWED_SOURCE_HOSTS"])
+                  stream=lease.stream, allowed_hosts=current_app.config["ALLOWED_SOURCE_HOSTS"],
+                  secret_prefix=current_app.config["SECRET_ENV_PREFIX"])
     context = BatchContext(stream=lease.stream, version=lease.version, fetched_at=now_iso(),
                            source_url=definition.source.url)
     chain = build_chain(definition,
