@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from config import defaults
 from devtools.redis_server import RedisServer
 from devtools.system import System
 
@@ -35,6 +36,11 @@ FAULT_ENV = {
     "FETCH_CONCURRENCY": "1",
     "INGEST_CONCURRENCY": "2",
 }
+
+# Every limit FAULT_ENV shrinks, at its default: for the modules that show the defaults.
+DEFAULT_LIMITS = {name: str(getattr(defaults, name)) for name in (
+    "FETCH_SOFT_TIME_LIMIT", "FETCH_HARD_TIME_LIMIT", "VISIBILITY_TIMEOUT", "GRACE_SECONDS",
+    "BEAT_LOCK_TIMEOUT", "BEAT_MAX_LOOP_INTERVAL")}
 
 
 def launch(tmp: Path, module: str, names: tuple[str, ...] = ("web", "ingest", "worker", "beat"),

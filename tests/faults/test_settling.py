@@ -1,5 +1,6 @@
-"""Faults of the settle step and of bad input, at the default settings: a consumer killed
-while it settles, two consumers settling one batch, a record that cannot be ordered."""
+"""Faults of the settle step and of bad input, at the default settings (DEFAULT_LIMITS): a
+consumer killed while it settles, two consumers settling one batch, a record that cannot be
+ordered."""
 
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ from app.extensions import Store
 from app.records import to_entries
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease, StreamLocks
-from config import defaults
 from config.streams import StreamDefinition
 from devtools.system import System
 from tasks.protocol import pack
-from tests.faults.conftest import launch, log_text
+from tests.faults.conftest import DEFAULT_LIMITS, launch, log_text
 from tests.integration.conftest import Api
 from tests.support.seed import Batch
 from tests.support.upstream import Upstream
@@ -30,19 +30,12 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 
-# Every limit at its default (FAULT_ENV shrinks some for the other modules).
-DEFAULTS = {"FETCH_SOFT_TIME_LIMIT": str(defaults.FETCH_SOFT_TIME_LIMIT),
-            "FETCH_HARD_TIME_LIMIT": str(defaults.FETCH_HARD_TIME_LIMIT),
-            "VISIBILITY_TIMEOUT": str(defaults.VISIBILITY_TIMEOUT),
-            "GRACE_SECONDS": str(defaults.GRACE_SECONDS),
-            "BEAT_LOCK_TIMEOUT": str(defaults.BEAT_LOCK_TIMEOUT),
-            "BEAT_MAX_LOOP_INTERVAL": str(defaults.BEAT_MAX_LOOP_INTERVAL)}
 BIG = 40_000  # records: enough for a settle to take a moment to diff
 
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    server, running = launch(tmp_path_factory.mktemp("settling"), "settling", **DEFAULTS)
+    server, running = launch(tmp_path_factory.mktemp("settling"), "settling", **DEFAULT_LIMITS)
     yield running
     running.stop_all()
     server.stop()
