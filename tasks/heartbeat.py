@@ -37,10 +37,10 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stopped.wait(self.interval):
             try:
-                if not self.locks.extend(self.lease):
+                if not self.locks.extend(self.lease):  # the task decides what that means
                     self.lost.set()
-                    log.warning("lease lost stream=%s version=%s", self.lease.stream,
-                                self.lease.version)
+                    log.info("lease gone stream=%s version=%s", self.lease.stream,
+                             self.lease.version)
                     return
             except RedisError as exc:
                 log.warning("lease not renewed stream=%s version=%s: %s", self.lease.stream,
