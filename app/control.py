@@ -99,17 +99,24 @@ def stop(store: Store, schedules: Schedules, name: str, request: StopRequest
 
 
 def cancel_in_flight(store: Store, name: str) -> int | None:
-    """Mark the batch in flight cancelled (never published) and free the lock."""
+    """Mark the batch in flight cancelled (never published) and free its lease.
+
+    The batch in flight is the lease holder's or, once a dead worker's lease lapsed, the
+    newest batch if it is still running (an orphan nothing will end otherwise).
+    """
     holder = store.locks.holder(name)
     if holder is None:
-        return None
+        newest = store.reader.batches(name, limit=1)
+        if not newest or newest[0].get("status") != "running":
+            return None
+        holder = ("", int(newest[0]["version"]))
     token, version = holder
     status = store.writer.finish(name, version, "cancelled",
                                  {"kind": "cancelled", "message": "cancelled by a stop request"})
     if status == "cancelled":
         observe_batch(name, "cancelled")
     store.locks.release(BatchLease(stream=name, version=version, token=token))
-    return version
+    return version if status == "cancelled" else None
 
 
 def describe(store: Store, schedules: Schedules, name: str) -> dict[str, Any]:

@@ -22,9 +22,11 @@ FETCH_SOFT_TIME_LIMIT = 600
 FETCH_HARD_TIME_LIMIT = 660
 # Broker visibility timeout, in seconds: must stay above every task's hard time limit.
 VISIBILITY_TIMEOUT = 3600
-# Extra life of a stream's batch lock beyond the hard time limit, in seconds, so the ingest
-# consumer can finish storing the last pages of a batch after the fetch has ended.
-LOCK_SLACK_SECONDS = 120
+# Life of a batch's lease (the stream's batch lock) without renewal, in seconds: a batch
+# whose worker died frees its stream this long after the last renewal.
+LEASE_TTL_SECONDS = 30
+# How often the running fetch (and a settling ingest consumer) renews the lease, in seconds.
+LEASE_RENEW_SECONDS = 5
 
 # Flower's port (the Procfile's flower line reads FLOWER_PORT with the same default).
 FLOWER_PORT = 5555

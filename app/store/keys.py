@@ -7,7 +7,7 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:streams              set     names of the defined streams
     P:{s}:def              string  the stream definition, JSON
     P:{s}:seq              string  last batch version handed out (INCR; monotonic per stream)
-    P:{s}:lock             string  "<token>:<v>" of the batch in flight; PX = lock timeout
+    P:{s}:lock             string  "<token>:<v>" of the batch in flight; PX = lease TTL, renewed
     P:{s}:fetch:<id>       string  version the fetch message <id> started; PX = one day
     P:{s}:control          string  lock serialising start/stop of the stream (redis-py Lock)
     P:{s}:current          string  version of the current published batch (the pointer)
