@@ -49,7 +49,7 @@ bp = Blueprint("changes", __name__, url_prefix="/streams")
 
 
 @bp.get("/<name>/changes")
-@openapi.document(query=ChangesQuery, ok=ChangesPage, tags=("data",))
+@openapi.document(query=ChangesQuery, ok=ChangesPage, tags=("data",), conditional=True)
 def read_changes(name: str) -> Response:
     """Return what changed since a version: added, updated and removed, by key."""
     name = inputs.stream_name(name)

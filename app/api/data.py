@@ -53,7 +53,7 @@ class DataPage(BaseModel):
 
 
 @bp.get("/<name>/data")
-@openapi.document(query=DataQuery, ok=DataPage, tags=("data",))
+@openapi.document(query=DataQuery, ok=DataPage, tags=("data",), conditional=True)
 def read_data(name: str) -> Response:
     """Return one page of records, or stream the whole version as NDJSON or CSV."""
     name = inputs.stream_name(name)

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 import orjson
 from flask import Response, current_app, jsonify, request
+from pydantic import BaseModel, Field
 
 # Content-coding suffixes a compressed answer's strong ETag carries (`compression`).
 CODING_SUFFIXES = (":gzip", ":br", ":zstd", ":deflate")
@@ -100,3 +101,36 @@ def link_next(response: Response, next_cursor: str | None) -> Response:
         url = f"{request.base_url}?{urlencode({**query, 'cursor': next_cursor})}"
         response.headers.add("Link", f'<{url}>; rel="next"')
     return response
+
+
+class ConditionalHeaders(BaseModel):
+    """Request headers of a view that tags its answers (for the OpenAPI document)."""
+
+    if_none_match: str | None = Field(default=None, alias="If-None-Match", description=(
+        "ETags of answers the client holds: an unchanged answer is a 304 with no body."))
+
+
+_CACHE_HEADERS = {
+    "ETag": {"description": "Strong: the version and the query (suffixed with the coding "
+                            "when compressed); weak on GET /streams/<name>.",
+             "schema": {"type": "string"}},
+    "Cache-Control": {"required": True, "schema": {"type": "string"}, "description": (
+        "no-cache for the current version; max-age=..., immutable for a pinned one.")},
+}
+_LINK_HEADER = {"Link": {"description": 'RFC 8288 <url>; rel="next" when there is a next '
+                                        "page (the URL carries cursor=next_cursor).",
+                         "schema": {"type": "string"}}}
+
+
+def describe(document: dict[str, Any]) -> dict[str, Any]:
+    """Add the caching headers (tagged views) and Link (paged views) to the document."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            answers = operation.get("responses", {})
+            if "304" in answers:
+                for status in ("200", "304"):
+                    answers[status].setdefault("headers", {}).update(_CACHE_HEADERS)
+            if any(parameter.get("in") == "query" and parameter.get("name") == "cursor"
+                   for parameter in operation.get("parameters", [])):
+                answers["200"].setdefault("headers", {}).update(_LINK_HEADER)
+    return document

@@ -40,7 +40,7 @@ class SchemaAnswer(BaseModel):
 
 
 @bp.get("/<name>/schema")
-@openapi.document(query=SchemaQuery, ok=SchemaAnswer, tags=("data",))
+@openapi.document(query=SchemaQuery, ok=SchemaAnswer, tags=("data",), conditional=True)
 def get_schema(name: str) -> Response:
     """Return the schema of the current (or ?version=) batch and its drift."""
     name = inputs.stream_name(name)

@@ -43,7 +43,7 @@ def put_stream(name: str) -> tuple[Response, int]:
 
 
 @bp.get("/<name>")
-@openapi.document(ok=models.StreamState, tags=("streams",))
+@openapi.document(ok=models.StreamState, tags=("streams",), conditional=True)
 def get_stream(name: str) -> Response:
     """Describe a stream: definition, state, current version, batch in progress."""
     name = inputs.stream_name(name)

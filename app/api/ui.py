@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, send_from
 from werkzeug.wrappers import Response as BaseResponse
 
 from app import control
-from app.api import http_cache, inputs, listing
+from app.api import http_cache, inputs, listing, openapi
 from app.extensions import Store, get_store
 from app.records import iso, parse_time
 from app.schedule import Schedules
@@ -47,6 +47,7 @@ def stream_page(name: str) -> BaseResponse:
 
 
 @bp.get("/ui/overview")
+@openapi.document(query=listing.StreamsQuery, tags=("ui",))
 def overview() -> Response:
     """Summarise a page of streams for the status page: state, freshness, last batch."""
     query = inputs.query(listing.StreamsQuery)
