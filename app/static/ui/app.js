@@ -270,8 +270,11 @@
       '<span class="pill' + (stale ? " warn" : "") + '">' + stale + " stale" + where + "</span>" +
       '<span class="pill' + (failing ? " bad" : "") + '">' + failing + " failing" + where + "</span>";
     $("page-label").textContent = paged ? "page " + ui.pages.length : "";
-    document.querySelector('[data-action="page-prev"]').disabled = ui.pages.length < 2;
-    document.querySelector('[data-action="page-next"]').disabled = !ui.next;
+    var prev = document.querySelector('[data-action="page-prev"]');
+    var next = document.querySelector('[data-action="page-next"]');
+    prev.hidden = next.hidden = !paged;
+    prev.disabled = ui.pages.length < 2;
+    next.disabled = !ui.next;
     $("stream-rows").innerHTML = lines.length ? lines.map(function (l) { return streamRow(l, k); }).join("")
       : '<tr><td colspan="7" class="muted">No streams defined yet: PUT /streams/&lt;name&gt;.</td></tr>';
     return body;
