@@ -29,4 +29,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("COMPRESS_ALGORITHM_STREAMING", CODINGS)
     app.config.setdefault("COMPRESS_MIMETYPES", COMPRESSED_TYPES)
     app.config.setdefault("COMPRESS_MIN_SIZE", 500)
+    # Files sent whole (the page shell and its assets) are revalidated after compression,
+    # against their suffixed tag; the data API's views revalidate themselves, earlier.
+    app.config.setdefault("COMPRESS_STREAMING_ENDPOINT_CONDITIONAL", ["static", "ui.index"])
     Compress(app)

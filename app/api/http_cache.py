@@ -2,7 +2,8 @@
 
 A published version never changes, so an answer about it is named by the version and the
 query that shaped it (`strong_tag`): a strong ETag that needs no hashing of the body, and
-an `If-None-Match` that matches is answered 304 before any record is read or encoded.
+an `If-None-Match` that matches is answered 304 before any record is encoded (for an
+export or the change feed, before any is read).
 Answers about "the current version" may change with the next publish (`no-cache`: keep,
 but revalidate); answers about a pinned version (``?version=``, a cursor) never do
 (``max-age=PINNED_MAX_AGE_SECONDS, immutable``). `If-None-Match` is compared weakly

@@ -135,3 +135,13 @@ def test_stream_description_has_a_weak_tag_that_follows_its_state(
     started = client.get("/streams/s", headers={"If-None-Match": etag})
     assert started.status_code == 200 and started.json["state"] == "running"
     assert started.headers["ETag"] != etag
+
+
+@pytest.mark.parametrize("path", ["/", "/static/ui/app.js"])
+def test_the_page_shell_is_compressed_and_revalidated(client: FlaskClient, path: str) -> None:
+    first = client.get(path, headers={"Accept-Encoding": "gzip"}, buffered=True)
+    again = client.get(path, headers={"Accept-Encoding": "gzip",
+                                      "If-None-Match": first.headers["ETag"]}, buffered=True)
+
+    assert first.headers["Content-Encoding"] == "gzip"
+    assert again.status_code == 304 and again.data == b""
