@@ -1,4 +1,4 @@
-"""The commands of the API: define, start, stop and describe streams.
+"""The commands of the API: define, start, stop, describe and list streams.
 
 Views call these with the store and the schedules; nothing here knows about HTTP.
 """

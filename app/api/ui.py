@@ -1,4 +1,4 @@
-"""Blueprint of the status page: the page shell and the one summary it polls.
+"""Blueprint of the status page: the page shell and the summary it polls, a page at a time.
 
 The shell (HTML, CSS and a small script under ``app/static/ui/``) holds no data, so a
 browser can load it before it knows a token; every figure on the page comes from JSON reads
