@@ -48,6 +48,17 @@ CHANGE_HISTORY = 24
 DEFAULT_PAGE_LIMIT = 100
 MAX_PAGE_LIMIT = 10_000
 
+# Page size of the lists GET /streams and GET /streams/<name>/batches: default and
+# maximum, in items; and the most items one page of a list filtered by state or status
+# examines (a page may then hold fewer items and still have a next_cursor).
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 1000
+LIST_SCAN_LIMIT = 1000
+
+# How long a client or cache may keep an answer about a pinned version (?version=, or a
+# cursor), in seconds: a published version never changes. The current version: no-cache.
+PINNED_MAX_AGE_SECONDS = 365 * 24 * 3600
+
 # Upstream guard: most pages one batch may fetch.
 MAX_PAGES = 10_000
 # Upstream guard: largest response body one page may have, in bytes.

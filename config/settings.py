@@ -166,6 +166,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "CHANGE_HISTORY": _int(env, "CHANGE_HISTORY", defaults.CHANGE_HISTORY),
         "DEFAULT_PAGE_LIMIT": _int(env, "DEFAULT_PAGE_LIMIT", defaults.DEFAULT_PAGE_LIMIT),
         "MAX_PAGE_LIMIT": _int(env, "MAX_PAGE_LIMIT", defaults.MAX_PAGE_LIMIT),
+        "DEFAULT_LIST_LIMIT": _int(env, "DEFAULT_LIST_LIMIT", defaults.DEFAULT_LIST_LIMIT),
+        "MAX_LIST_LIMIT": _int(env, "MAX_LIST_LIMIT", defaults.MAX_LIST_LIMIT),
+        "LIST_SCAN_LIMIT": _int(env, "LIST_SCAN_LIMIT", defaults.LIST_SCAN_LIMIT),
+        "PINNED_MAX_AGE_SECONDS": _int(env, "PINNED_MAX_AGE_SECONDS",
+                                       defaults.PINNED_MAX_AGE_SECONDS),
         "MAX_PAGES": _int(env, "MAX_PAGES", defaults.MAX_PAGES),
         "ALLOWED_SOURCE_HOSTS": _list(env, "ALLOWED_SOURCE_HOSTS"),
         "UI_FLOWER_URL": env.get("UI_FLOWER_URL") or defaults.UI_FLOWER_URL.format(
