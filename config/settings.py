@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from config import defaults, names
+from config import defaults, names, redis_url
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -23,20 +23,26 @@ def _list(environ: Mapping[str, str], name: str) -> list[str]:
     return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
 
 
-def celery_settings(redis_url: str, soft_limit: int, hard_limit: int, env: Mapping[str, str]
-                    ) -> dict[str, Any]:
-    """Return Celery's settings: queues, acks, time limits, RedBeat."""
+def celery_settings(broker: redis_url.RedisUrl, soft_limit: int, hard_limit: int,
+                    env: Mapping[str, str]) -> dict[str, Any]:
+    """Return Celery's settings: broker (one Redis or Sentinel), queues, acks, time limits,
+    RedBeat."""
     visibility = _int(env, "VISIBILITY_TIMEOUT", defaults.VISIBILITY_TIMEOUT)
     if hard_limit >= visibility:
         raise ValueError("FETCH_HARD_TIME_LIMIT must stay below VISIBILITY_TIMEOUT")
+    connection = redis_url.celery_redis_settings(broker, {
+        "socket_connect_timeout": 5, "socket_timeout": 30, "retry_on_timeout": True,
+        "health_check_interval": 30})
     return {
-        "broker_url": redis_url,
+        **connection,
         "broker_connection_retry_on_startup": True,
         # A killed consumer's unacknowledged messages come back once they are older than
         # the visibility timeout; sweep for them every tenth of it (1-10 s), not every 100 s.
         "broker_transport_options": {"visibility_timeout": visibility,
                                      "unacked_restore_interval": max(1, min(10, visibility // 10)),
-                                     "unacked_restore_throttle": 1},
+                                     "unacked_restore_throttle": 1,
+                                     **connection["broker_transport_options"]},
+        "task_publish_retry_policy": dict(defaults.PUBLISH_RETRY_POLICY),
         "task_ignore_result": True,
         "include": names.TASK_MODULES,
         "task_routes": names.TASK_ROUTES,
@@ -49,10 +55,7 @@ def celery_settings(redis_url: str, soft_limit: int, hard_limit: int, env: Mappi
         "beat_scheduler": "redbeat.RedBeatScheduler",
         "beat_max_loop_interval": _int(env, "BEAT_MAX_LOOP_INTERVAL",
                                        defaults.BEAT_MAX_LOOP_INTERVAL),
-        "redbeat_redis_url": redis_url,
         "redbeat_key_prefix": "{redbeat}:",
-        "redbeat_redis_options": {"socket_connect_timeout": 5, "socket_timeout": 30,
-                                  "retry_on_timeout": True, "health_check_interval": 30},
         "redbeat_lock_timeout": _int(env, "BEAT_LOCK_TIMEOUT", defaults.BEAT_LOCK_TIMEOUT),
     }
 
@@ -60,13 +63,17 @@ def celery_settings(redis_url: str, soft_limit: int, hard_limit: int, env: Mappi
 def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return the Flask config mapping built from `environ` (default: os.environ)."""
     env = os.environ if environ is None else environ
-    redis_url = env.get("REDIS_URL") or defaults.REDIS_URL
+    broker_url = env.get("REDIS_URL") or defaults.REDIS_URL
+    store_url = env.get("STORE_URL") or broker_url
+    broker = redis_url.broker_url(broker_url)  # ValueError: the message says what is wrong
+    redis_url.parse(store_url, "STORE_URL")
     soft = _int(env, "FETCH_SOFT_TIME_LIMIT", defaults.FETCH_SOFT_TIME_LIMIT)
     hard = _int(env, "FETCH_HARD_TIME_LIMIT", defaults.FETCH_HARD_TIME_LIMIT)
     if soft >= hard:
         raise ValueError("FETCH_SOFT_TIME_LIMIT must stay below FETCH_HARD_TIME_LIMIT")
     return {
-        "REDIS_URL": redis_url,
+        "REDIS_URL": broker_url,
+        "STORE_URL": store_url,
         "KEY_PREFIX": env.get("KEY_PREFIX") or defaults.KEY_PREFIX,
         "STREAMS_FILE": env.get("STREAMS_FILE", ""),
         "DEFAULT_INTERVAL_SECONDS": _int(env, "DEFAULT_INTERVAL_SECONDS",
@@ -93,5 +100,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
                                        or defaults.READY_TIMEOUT_SECONDS),
         "LOG_LEVEL": env.get("LOG_LEVEL") or defaults.LOG_LEVEL,
         "SECRET_ENV_VARS": _list(env, "SECRET_ENV_VARS"),
-        "CELERY": celery_settings(redis_url, soft, hard, env),
+        "CELERY": celery_settings(broker, soft, hard, env),
     }
