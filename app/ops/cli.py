@@ -6,7 +6,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.extensions import get_redis, get_store
+from app.extensions import get_store
 from app.ops import redis_checks
 from config.streams import load_streams_file
 
@@ -16,7 +16,9 @@ from config.streams import load_streams_file
 @with_appcontext
 def load_streams(path: str | None) -> None:
     """Create or replace the streams defined in PATH (default: $STREAMS_FILE)."""
-    redis_checks.warn_if_evicting(get_redis(), "web")  # the Procfile's web runs this first
+    errors = redis_checks.check_all(current_app, "web")  # the Procfile's web runs this first
+    if errors:
+        raise click.ClickException("; ".join(errors))
     path = path or current_app.config["STREAMS_FILE"]
     if not path:
         click.echo("no streams file given and STREAMS_FILE is unset; nothing to load")

@@ -5,8 +5,9 @@ worker: upstream requests, retries, rate-limit waits) and live in prometheus-cli
 multi-process files under ``PROMETHEUS_MULTIPROC_DIR`` when it is set (`make run` and
 devtools set it to a directory under ``var/``), so gunicorn workers and Celery pool
 children each write their own and `/metrics` adds them up. Without it (unit tests) they
-live in the process's default registry. Freshness and queue depths are read from Redis
-at scrape time by `RedisCollector`, so they are right whichever process answers.
+live in the process's default registry. Freshness is read from the store and queue depths
+from the broker's Redis at scrape time by `RedisCollector`, so they are right whichever
+process answers.
 
     ds_batches_total{stream,status}            batches ended: published, quarantined, failed...
     ds_batch_duration_seconds{stream}          start to publish of published batches
@@ -19,7 +20,7 @@ at scrape time by `RedisCollector`, so they are right whichever process answers.
     ds_stream_freshness_seconds{stream}        seconds since the current version was published
     ds_stream_current_version{stream}          the version being served
     ds_queue_depth{queue}                      messages waiting in the fetch and ingest queues
-    ds_redis_up                                1 when Redis answered the scrape
+    ds_redis_up                                1 when the store and the broker answered
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from app.extensions import Store, get_store
+from app.extensions import Store, get_redis, get_store
 from app.records import parse_time
 from config.names import QUEUES
 
@@ -93,13 +94,14 @@ def observe_rate_limit_wait(stream: str, seconds: float) -> None:
 
 
 class RedisCollector(Collector):
-    """Freshness, current version and queue depths, read from Redis at scrape time."""
+    """Freshness and current version (store), queue depths (broker), read at scrape time."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, broker: redis.Redis) -> None:
         self.store = store
+        self.broker = broker
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("ds_redis_up", "1 when Redis answered this scrape.")
+        up = GaugeMetricFamily("ds_redis_up", "1 when the store and the broker answered.")
         try:
             metrics = list(self._from_redis())
         except redis.RedisError:
@@ -126,7 +128,7 @@ class RedisCollector(Collector):
                 fresh.add_metric([name], (now - published).total_seconds())
         depth = GaugeMetricFamily("ds_queue_depth", "Messages waiting in a Celery queue.",
                                   labels=["queue"])
-        with self.store.connection.pipeline(transaction=False) as pipe:
+        with self.broker.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
                 for suffix in PRIORITY_SUFFIXES:
                     pipe.llen(queue + suffix)
@@ -144,14 +146,14 @@ class _ThisProcess(Collector):
         yield from REGISTRY.collect()
 
 
-def registry(store: Store) -> CollectorRegistry:
+def registry(store: Store, broker: redis.Redis) -> CollectorRegistry:
     """Return the registry of one scrape: every process's metrics plus Redis's."""
     scrape = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(scrape)
     else:
         scrape.register(_ThisProcess())
-    scrape.register(RedisCollector(store))
+    scrape.register(RedisCollector(store, broker))
     return scrape
 
 
@@ -167,7 +169,7 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics() -> Response:
     """Return every metric in the Prometheus text format."""
-    body = generate_latest(registry(get_store()))
+    body = generate_latest(registry(get_store(), get_redis()))
     return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                     headers={"Content-Type": CONTENT_TYPE_LATEST})
 

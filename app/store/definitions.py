@@ -2,7 +2,10 @@
 
 The set of names and one string per stream (layout in `keys`). Definitions are validated
 by `config.streams.StreamDefinition` before they are written; what is stored is the
-validated model, so a reader never sees an invalid one.
+validated model, so a reader never sees an invalid one. The set is one key and each
+definition lives in its stream's slot, so on a Redis Cluster they are two writes, ordered
+so the set never names a stream without a definition (a retried PUT or DELETE repairs an
+interrupted one).
 """
 
 from __future__ import annotations
@@ -23,12 +26,9 @@ class Definitions:
 
     def put(self, name: str, definition: StreamDefinition) -> bool:
         """Create or replace a definition; return True if the stream is new."""
-        body = definition.model_dump_json()
-        with self.connection.pipeline() as pipe:
-            pipe.set(StreamKeys(self.prefix, name).definition, body)
-            pipe.sadd(streams_key(self.prefix), name)
-            _, added = pipe.execute()
-        return bool(added)
+        self.connection.set(StreamKeys(self.prefix, name).definition,
+                            definition.model_dump_json())
+        return bool(self.connection.sadd(streams_key(self.prefix), name))
 
     def get(self, name: str) -> StreamDefinition | None:
         """Return the definition of `name`, or None when it is not defined."""
@@ -43,8 +43,5 @@ class Definitions:
 
     def delete(self, name: str) -> bool:
         """Forget a definition (its batches stay until they expire); return True if it was."""
-        with self.connection.pipeline() as pipe:
-            pipe.delete(StreamKeys(self.prefix, name).definition)
-            pipe.srem(streams_key(self.prefix), name)
-            removed, _ = pipe.execute()
-        return bool(removed)
+        self.connection.srem(streams_key(self.prefix), name)
+        return bool(self.connection.delete(StreamKeys(self.prefix, name).definition))
