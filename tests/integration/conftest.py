@@ -1,6 +1,8 @@
 """Fixtures of the integration tests: a real redis-server, the real processes of the
 Procfile (web, ingest, worker, beat), all on 127.0.0.1; the fake upstream (`upstream`,
-in tests/conftest.py) is a real HTTP server too.
+in tests/conftest.py) is a real HTTP server too. `cluster_system` is a second set of
+processes whose store is a Redis Cluster of three masters with a replica each (its
+broker a redis-server of its own), started only when a test asks for it.
 
 The processes start once per session; each test uses its own stream names and the
 data-streams keys are deleted after each test (Celery's own keys stay, as in production).
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from devtools.redis_cluster import Cluster
 from devtools.redis_server import RedisServer
 from devtools.system import System
 
@@ -41,12 +44,33 @@ def system(redis_server: RedisServer) -> Iterator[System]:
     running.stop_all()
 
 
+@pytest.fixture(scope="session")
+def cluster_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    folder = tmp_path_factory.mktemp("cluster")
+    cluster = Cluster(folder / "cluster").start()
+    broker = RedisServer(folder / "broker").start()
+    log_dir = ROOT / "test-output" / "integration-cluster"
+    running = System(broker.url, log_dir, STORE_URL=cluster.url)
+    try:
+        running.start_all()
+        yield running
+    finally:
+        running.stop_all()
+        broker.stop()
+        cluster.stop()
+
+
 @pytest.fixture
 def api(system: System) -> Iterator[Api]:
+    yield from serve(system)
+
+
+def serve(system: System) -> Iterator[Api]:
+    """Yield a client of `system`; then delete the test's keys and schedule entries."""
     client = Api(system)
     yield client
-    for key in system.redis.scan_iter("ds:*", count=1000):
-        system.redis.delete(key)
+    for key in system.store.scan_iter("ds:*", count=1000):
+        system.store.delete(key)
     for key in system.redis.scan_iter("{redbeat}:stream:*"):
         system.redis.zrem("{redbeat}::schedule", key)
         system.redis.delete(key)
