@@ -119,15 +119,15 @@ class Cluster:
     def node(self, port: int) -> RedisServer:
         return next(n for n in self.nodes if n.port == port)
 
-    def master_of(self, key: str) -> RedisServer:
-        """Return the node that serves `key`'s slot now."""
+    def master_of(self, key: str) -> RedisServer | None:
+        """Return the node that serves `key`'s slot now (None during a failover)."""
         slot = key_slot(key.encode())
         for node in self.live():
             for address, about in _nodes(node.port).items():
                 if ("master" in about["flags"] and "fail" not in about["flags"]
                         and any(int(low) <= slot <= int(high) for low, high in about["slots"])):
                     return self.node(_port(address))
-        raise LookupError(f"no master serves slot {slot}")
+        return None
 
     def replicas_of(self, master: RedisServer) -> list[RedisServer]:
         master_id = client(master.port).execute_command("CLUSTER MYID")
