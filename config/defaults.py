@@ -4,6 +4,10 @@
 # batch store's, STORE_URL, defaults to the same.
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
+# On a store with replicas (cluster, Sentinel): how long a new batch version and a publish
+# wait for one replica to hold them before going on anyway (with a warning), in ms.
+REPLICA_WAIT_MS = 500
+
 # An ingest step that finds the store unreachable (a failover, a restart) is retried 1, 2,
 # 4, ... seconds later, at most STORE_RETRY_BACKOFF_MAX seconds apart, STORE_RETRIES times
 # (about four minutes in all), so no page of a batch in flight is dropped.

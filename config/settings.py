@@ -82,6 +82,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_INTERVAL_SECONDS": _int(env, "MAX_INTERVAL_SECONDS", defaults.MAX_INTERVAL_SECONDS),
         "LOCK_TIMEOUT_SECONDS": hard + _int(env, "LOCK_SLACK_SECONDS",
                                             defaults.LOCK_SLACK_SECONDS),
+        "REPLICA_WAIT_MS": _int(env, "REPLICA_WAIT_MS", defaults.REPLICA_WAIT_MS),
         "KEEP_VERSIONS": _int(env, "KEEP_VERSIONS", defaults.KEEP_VERSIONS),
         "GRACE_SECONDS": _int(env, "GRACE_SECONDS", defaults.GRACE_SECONDS),
         "HISTORY_LENGTH": _int(env, "HISTORY_LENGTH", defaults.HISTORY_LENGTH),

@@ -15,8 +15,10 @@ import socket
 import time
 from pathlib import Path
 
+import redis
 import requests
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from app.store.connection import connect
 from config.redis_url import broker_url, celery_redis_settings, parse
@@ -102,7 +104,10 @@ class System:
             return bool(self.redis.exists(BEAT_LOCK_KEY))
         if name.startswith(("worker", "ingest")):
             node = f"{name if '-' in name else self._node(name)}@{socket.gethostname()}"
-            return bool(self.celery.control.ping(destination=[node], timeout=0.5))
+            try:
+                return bool(self.celery.control.ping(destination=[node], timeout=0.5))
+            except (OSError, redis.RedisError, OperationalError):  # the broker failing over
+                return False
         return True
 
     @staticmethod

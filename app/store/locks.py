@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from redis import Redis
 
 from app.store.keys import StreamKeys
+from app.store.replication import NO_REPLICAS, Replicas
 
 _ACQUIRE_ONCE = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
@@ -66,10 +67,12 @@ class BatchLease:
 class StreamLocks:
     """Takes, extends and releases the batch lock of a stream."""
 
-    def __init__(self, connection: Redis, prefix: str, timeout_ms: int) -> None:
+    def __init__(self, connection: Redis, prefix: str, timeout_ms: int,
+                 replicas: Replicas = NO_REPLICAS) -> None:
         self.connection = connection
         self.prefix = prefix
         self.timeout_ms = timeout_ms
+        self.replicas = replicas
         self._acquire_once = connection.register_script(_ACQUIRE_ONCE)
         self._extend = connection.register_script(_EXTEND)
         self._release = connection.register_script(_RELEASE)
@@ -88,6 +91,7 @@ class StreamLocks:
             return "batch_in_flight"
         if int(version) < 0:
             return "duplicate"
+        self.replicas.wait(keys.seq)  # a failover must never hand this version out again
         return BatchLease(stream=stream, version=int(version), token=token)
 
     def extend(self, lease: BatchLease) -> bool:

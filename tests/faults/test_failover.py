@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
+import shutil
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -23,12 +26,14 @@ import pytest
 from celery import Celery
 from redbeat.schedulers import get_redis
 
+from app import create_app
 from app.records import parse_time
 from app.store.keys import StreamKeys
+from app.store.locks import BatchLease
 from config import defaults
-from devtools.redis_cluster import Cluster, SentinelGroup
+from devtools.redis_cluster import Cluster, SentinelGroup, client
 from devtools.system import System
-from tests.faults.conftest import FAULT_ENV, ROOT, catalogue
+from tests.faults.conftest import FAULT_ENV, ROOT, catalogue, log_text
 from tests.integration.conftest import Api
 from tests.support.readers import Reader
 from tests.support.upstream import Upstream
@@ -49,6 +54,7 @@ BEAT_LOCK_SECONDS = 10
 def failover(tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[tuple[Cluster, SentinelGroup, System]]:
     folder = tmp_path_factory.mktemp("failover")
+    shutil.rmtree(LOGS, ignore_errors=True)
     cluster = Cluster(folder / "cluster", node_timeout_ms=NODE_TIMEOUT_MS).start()
     group = SentinelGroup(folder / "sentinel", down_after_ms=DOWN_AFTER_MS).start()
     env = {**FAULT_ENV, "BEAT_LOCK_TIMEOUT": str(BEAT_LOCK_SECONDS), "STORE_URL": cluster.url}
@@ -84,6 +90,32 @@ def check_readers(readers: list[Reader], sizes: dict[str, int]) -> dict[str, Any
             "whole_reads": sum(len(r.reads) for r in readers),
             "answers_503": len(down),
             "unavailable_seconds": round(max(down) - min(down), 2) if down else 0.0}
+
+
+def supervise(system: System, revived: set[str]) -> None:
+    """Restart a Celery consumer that exited, as systemd or Kubernetes would.
+
+    Celery 5.7 exits a consumer that loses the broker while it holds an unacknowledged
+    message ("Unrecoverable error: AttributeError ... 'hostname'": the connection's
+    default channel is closed twice, the second time without a transport); docs/
+    deployment.md asks for a supervisor. Beat is never restarted here: it must survive.
+    """
+    for name in ("ingest", "worker"):
+        if not system.procs[name].running:
+            revived.add(name)
+            system.start(name)
+            system.wait_ready((name,))
+
+
+def tick_times(system: System, stream: str) -> list[datetime]:
+    """Return when beat sent each tick of `stream`, from its JSON log lines."""
+    times = []
+    for line in log_text(system, "beat").splitlines():
+        if line.startswith("{") and f"Sending due task stream:{stream} " in line:
+            moment = parse_time(json.loads(line)["ts"])
+            if moment is not None:
+                times.append(moment)
+    return times
 
 
 def define(api: Api, upstream: Upstream, name: str, count: int, **feed: Any) -> None:
@@ -142,6 +174,32 @@ def test_store_master_killed_while_a_batch_flows_and_readers_page(
         "next_publish_after_seconds": round(republished, 2)})
 
 
+def test_new_versions_wait_for_a_replica_and_warn_without_one(
+        failover: tuple[Cluster, SentinelGroup, System], caplog: pytest.LogCaptureFixture
+        ) -> None:
+    cluster, group, _system = failover
+    store = create_app({"REDIS_URL": group.url, "STORE_URL": cluster.url,
+                        "REPLICA_WAIT_MS": 300}).extensions["store"]
+    paired = [m for m in cluster.live() if cluster.replicas_of(m)
+              and client(m.port).info("replication")["role"] == "master"]
+    lonely, kept = paired[0], paired[1]
+    cluster.replicas_of(lonely)[0].stop(kill=True)
+    names = {home: next(name for name in (f"wait-{i}" for i in range(200))
+                        if cluster.master_of(StreamKeys("ds", name).current) is home)
+             for home in (lonely, kept)}
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "app.store.replication"]
+
+    with caplog.at_level(logging.WARNING, logger="app.store.replication"):
+        assert isinstance(store.locks.acquire_once(names[kept], "tick"), BatchLease)
+        assert warnings() == []  # its replica acknowledged the new version
+        started = time.monotonic()
+        assert isinstance(store.locks.acquire_once(names[lonely], "tick"), BatchLease)
+        waited = time.monotonic() - started
+    [warning] = warnings()
+    assert "no replica acknowledged" in warning and 0.3 <= waited < 3
+
+
 def test_broker_master_killed_while_beat_ticks(
         failover: tuple[Cluster, SentinelGroup, System], upstream: Upstream) -> None:
     _cluster, group, system = failover
@@ -153,14 +211,18 @@ def test_broker_master_killed_while_beat_ticks(
     before = max(b["version"] for b in api.batches(name))
 
     group.server(old_master).stop(kill=True)
-    at = time.monotonic()
+    at, revived = time.monotonic(), set[str]()
+
+    def published(count: int) -> bool:
+        supervise(system, revived)
+        return len([b for b in api.batches(name)
+                    if b["version"] > before and b["status"] == "complete"]) >= count
+
     wait_for(lambda: group.master_port() != old_master, timeout=30, what="Sentinel failover")
     promoted = time.monotonic() - at
-    wait_for(lambda: published_after(api, name, before), timeout=60, what="a tick to publish")
+    wait_for(partial(published, 1), timeout=60, what="a tick to publish")
     republished = time.monotonic() - at
-    wait_for(lambda: len([b for b in api.batches(name) if b["version"] > before
-                          and b["status"] == "complete"]) >= 4, timeout=60,
-             what="ticks to go on")
+    wait_for(partial(published, 4), timeout=60, what="ticks to go on")
     for reader in readers:
         reader.stop()
 
@@ -171,12 +233,14 @@ def test_broker_master_killed_while_beat_ticks(
                    key=lambda b: b["version"])
     settled = {b["status"] for b in after[:-1]}
     assert settled <= {"complete", "failed", "abandoned"}, settled
-    starts = [parse_time(b["started_at"]) for b in after if b["status"] == "complete"]
-    gaps = [round((later - earlier).total_seconds(), 2)
-            for earlier, later in itertools.pairwise(starts) if earlier and later]
-    assert all(gap >= 1 for gap in gaps), f"two batches for one tick: {gaps}"
+    first_start = parse_time(next(b for b in api.batches(name)
+                                  if b["version"] == before)["started_at"])
+    ticks = [t for t in tick_times(system, name) if first_start and t >= first_start]
+    gaps = [round((later - earlier).total_seconds(), 2) for earlier, later in
+            itertools.pairwise(ticks)]
+    assert len(after) <= len(ticks), "more batches than ticks"  # one batch per tick at most
+    assert max(gaps) < 2 + promoted + 5, f"beat stopped ticking: {gaps}"
     # RedBeat's own Sentinel settings (REDIS_URL -> redbeat_redis_options) find the master.
-    from app import create_app
     settings = create_app({"REDIS_URL": system.redis_url}).config["CELERY"]
     fresh = Celery(set_as_current=False)
     fresh.conf.update(settings)
@@ -184,8 +248,8 @@ def test_broker_master_killed_while_beat_ticks(
     record("broker-master-killed", {
         **figures, "sentinel_failover_after_seconds": round(promoted, 2),
         "next_publish_after_seconds": round(republished, 2),
-        "batches_after": [b["status"] for b in after],
-        "seconds_between_published_ticks": gaps})
+        "batches_after": [b["status"] for b in after], "consumers_restarted": sorted(revived),
+        "longest_seconds_between_ticks": max(gaps)})
 
 
 def test_defaults_outlast_default_failovers() -> None:
