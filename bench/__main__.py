@@ -2,7 +2,7 @@
 
     python -m bench            N = 10k, 100k, 1M (about 10 minutes)
     python -m bench --quick    N = 10k, 100k only
-    python -m bench --only ingest,publish,reads,memory,scaling
+    python -m bench --only ingest,publish,reads,memory,scaling,cluster
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import sys
 import time
 from typing import Any
 
-from bench import ingest, memory, publish, reads, report
+from bench import cluster, ingest, memory, publish, reads, report
 from bench.env import World, machine
 
 FULL = (10_000, 100_000, 1_000_000)
 QUICK = (10_000, 100_000)
-PARTS = ("ingest", "publish", "reads", "memory", "scaling")
+PARTS = ("ingest", "publish", "reads", "memory", "scaling", "cluster")
 
 
 def run(parts: tuple[str, ...], sizes: tuple[int, ...], quick: bool) -> dict[str, Any]:
@@ -49,6 +49,9 @@ def run(parts: tuple[str, ...], sizes: tuple[int, ...], quick: bool) -> dict[str
             results["scaling"] = _step("scaling", ingest.scaling, world, 4, per_stream, 20)
             results["scaling_setup"] = {"streams": 4, "per_stream": per_stream,
                                         "delay_ms": 20}
+        if "cluster" in parts:
+            results["cluster"] = _step("cluster", cluster.compare, world, cluster.STREAMS,
+                                       cluster.RECORDS, 1 if quick else 2)
     finally:
         world.close()
     return results
