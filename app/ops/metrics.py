@@ -42,6 +42,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisClusterException
 
 from app.extensions import Store, get_redis, get_store
 from app.records import parse_time
@@ -104,7 +105,7 @@ class RedisCollector(Collector):
         up = GaugeMetricFamily("ds_redis_up", "1 when the store and the broker answered.")
         try:
             metrics = list(self._from_redis())
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):  # down, or failing over
             metrics = []
         up.add_metric([], 1 if metrics else 0)
         yield up

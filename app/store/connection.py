@@ -6,7 +6,8 @@ the new master after a failover), or of a Redis Cluster (it follows the slots: e
 command and Lua script goes to the master of its keys' slot; never to a replica, whose
 copy may lag, so a reader could see a version go backwards). The store is typed against
 `redis.Redis`; `RedisCluster` offers every command it uses. `servers` lists every server
-a client depends on, for the probes and the start-up checks.
+a client depends on, for the probes and the start-up checks. One Redis and a Sentinel
+group connect on first use; `RedisCluster` reads the cluster's layout when it is built.
 """
 
 from __future__ import annotations
