@@ -44,10 +44,6 @@ class RedisUrl:
     password: str | None = None
     sentinel_password: str | None = None
 
-    @property
-    def scheme(self) -> str:
-        return "rediss" if self.tls else "redis"
-
 
 def parse(url: str, setting: str) -> RedisUrl:
     """Parse `url`, the value of `setting`; raise ValueError saying what is wrong."""
