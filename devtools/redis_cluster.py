@@ -80,6 +80,14 @@ class Cluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     def start(self, timeout: float = 30.0) -> Cluster:
+        """Start and join every node; stop them all if the cluster does not come up."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> Cluster:
         for node in self.nodes:
             node.start()
         first = client(self.nodes[0].port)
@@ -170,11 +178,16 @@ class SentinelGroup:
         return f"redis+sentinel://{hosts}/{self.service}/0"
 
     def start(self, timeout: float = 30.0) -> SentinelGroup:
-        self.master.start()
-        self.replica.start()
-        for port in self.sentinel_ports:
-            self.sentinels.append(self._sentinel(port))
-        _until(self._watching, timeout, "the sentinels to find each other and the replica")
+        """Start the servers and sentinels; stop them all if the group does not form."""
+        try:
+            self.master.start()
+            self.replica.start()
+            for port in self.sentinel_ports:
+                self.sentinels.append(self._sentinel(port))
+            _until(self._watching, timeout, "the sentinels to find each other and the replica")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _sentinel(self, port: int) -> subprocess.Popen[bytes]:
@@ -216,6 +229,7 @@ class SentinelGroup:
     def stop(self) -> None:
         for process in self.sentinels:
             process.kill()
+        for process in self.sentinels:
             process.wait(timeout=10)
         self.master.stop(kill=True)
         self.replica.stop(kill=True)

@@ -18,6 +18,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -55,17 +56,17 @@ def failover(tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[tuple[Cluster, SentinelGroup, System]]:
     folder = tmp_path_factory.mktemp("failover")
     shutil.rmtree(LOGS, ignore_errors=True)
-    cluster = Cluster(folder / "cluster", node_timeout_ms=NODE_TIMEOUT_MS).start()
-    group = SentinelGroup(folder / "sentinel", down_after_ms=DOWN_AFTER_MS).start()
-    env = {**FAULT_ENV, "BEAT_LOCK_TIMEOUT": str(BEAT_LOCK_SECONDS), "STORE_URL": cluster.url}
-    system = System(group.url, LOGS, **env)
-    try:
+    with ExitStack() as stack:  # each stop runs, in reverse, whatever the others do
+        cluster = Cluster(folder / "cluster", node_timeout_ms=NODE_TIMEOUT_MS).start()
+        stack.callback(cluster.stop)
+        group = SentinelGroup(folder / "sentinel", down_after_ms=DOWN_AFTER_MS).start()
+        stack.callback(group.stop)
+        env = {**FAULT_ENV, "BEAT_LOCK_TIMEOUT": str(BEAT_LOCK_SECONDS),
+               "STORE_URL": cluster.url}
+        system = System(group.url, LOGS, **env)
+        stack.callback(system.stop_all)
         system.start_all()
         yield cluster, group, system
-    finally:
-        system.stop_all()
-        group.stop()
-        cluster.stop()
 
 
 def record(name: str, figures: dict[str, Any]) -> None:

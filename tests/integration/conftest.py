@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +48,16 @@ def system(redis_server: RedisServer) -> Iterator[System]:
 @pytest.fixture(scope="session")
 def cluster_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     folder = tmp_path_factory.mktemp("cluster")
-    cluster = Cluster(folder / "cluster").start()
-    broker = RedisServer(folder / "broker").start()
-    log_dir = ROOT / "test-output" / "integration-cluster"
-    running = System(broker.url, log_dir, STORE_URL=cluster.url)
-    try:
+    with ExitStack() as stack:  # each stop runs, in reverse, whatever the others do
+        cluster = Cluster(folder / "cluster").start()
+        stack.callback(cluster.stop)
+        broker = RedisServer(folder / "broker").start()
+        stack.callback(broker.stop)
+        running = System(broker.url, ROOT / "test-output" / "integration-cluster",
+                         STORE_URL=cluster.url)
+        stack.callback(running.stop_all)
         running.start_all()
         yield running
-    finally:
-        running.stop_all()
-        broker.stop()
-        cluster.stop()
 
 
 @pytest.fixture
