@@ -25,6 +25,8 @@ from app.store import scripts
 from app.store.keys import StreamKeys
 from config import defaults
 
+from app.store.replication import NO_REPLICAS, Replicas
+
 # How long a fetch message's receipt is kept, in ms: longer than any redelivery delay
 # (the broker's visibility timeout, one hour by default).
 RECEIPT_TTL_MS = 24 * 3600 * 1000
@@ -65,11 +67,13 @@ class StreamLocks:
     """Takes, renews and releases the batch lease of a stream."""
 
     def __init__(self, connection: Redis, prefix: str, timeout_ms: int,
-                 grace_seconds: int = defaults.GRACE_SECONDS) -> None:
+                 grace_seconds: int = defaults.GRACE_SECONDS,
+                 replicas: Replicas = NO_REPLICAS) -> None:
         self.connection = connection
         self.prefix = prefix
         self.timeout_ms = timeout_ms
         self.grace_seconds = grace_seconds
+        self.replicas = replicas
         self._acquire = connection.register_script(scripts.ACQUIRE_LEASE)
         self._renew = connection.register_script(scripts.RENEW_LEASE)
         self._release = connection.register_script(scripts.RELEASE_LEASE)
@@ -93,6 +97,7 @@ class StreamLocks:
             if answer is None:
                 return "batch_in_flight"
             if isinstance(answer, list):
+                self.replicas.wait(keys.seq)  # a failover must never hand it out again
                 return BatchLease(stream, int(answer[0]), token, took_over=int(answer[1]))
             if int(answer) == -1:
                 return "duplicate"
