@@ -37,7 +37,6 @@ from datetime import UTC, datetime
 import redis
 from celery import Celery
 from flask import Blueprint, Flask, Response, current_app
-from redis.exceptions import RedisClusterException
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -49,6 +48,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisClusterException
 
 from app.extensions import Store, get_redis, get_store
 from app.ops import health

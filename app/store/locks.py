@@ -23,9 +23,8 @@ from redis import Redis
 from app.records import now_iso
 from app.store import scripts
 from app.store.keys import StreamKeys
-from config import defaults
-
 from app.store.replication import NO_REPLICAS, Replicas
+from config import defaults
 
 # How long a fetch message's receipt is kept, in ms: longer than any redelivery delay
 # (the broker's visibility timeout, one hour by default).
