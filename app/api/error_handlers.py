@@ -24,10 +24,12 @@ from app.exceptions import (
     InvalidCursor,
     NoCompleteBatch,
     StoreError,
+    StoreFull,
     StoreUnavailable,
     StreamNotFound,
     ValidationFailed,
     VersionExpired,
+    out_of_memory,
 )
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,16 @@ def init_app(app: Flask) -> None:
         unavailable = StoreUnavailable("the data store is unreachable; retry shortly")
         body, status = error_response(unavailable)
         return body, status, {"Retry-After": str(unavailable.retry_after_seconds)}
+
+    @app.errorhandler(redis.ResponseError)
+    def _store_refused(error: redis.ResponseError) -> tuple[Response, int]:
+        if not out_of_memory(error):
+            return _unexpected(error)
+        # noeviction: Redis keeps every key and refuses writes until memory is freed.
+        log.error("redis refused a write: maxmemory reached")
+        return error_response(StoreFull("the data store is full (Redis reached its "
+                                        "maxmemory); reads still work, writes are refused "
+                                        "until memory is freed"))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:

@@ -1,30 +1,50 @@
 """Lua scripts of the batch lifecycle. Each touches only the keys passed in KEYS, all of
 one stream (one hash slot), so each runs atomically and on Redis Cluster unchanged."""
 
-# KEYS: meta, index. ARGV: version, token, started_at.
-BEGIN = """
+# A message of an earlier life of the stream (deleted, then defined again under the same
+# name: its sequence starts again) names a version beyond the stream's sequence, or a batch
+# that holds another token; it must neither create nor touch a batch. '' skips the token.
+FOREIGN = """
+local function foreign(meta, seq, version, token)
+  if tonumber(redis.call('GET', seq) or '0') < tonumber(version) then return true end
+  local held = redis.call('HGET', meta, 'token')
+  return token ~= '' and held ~= false and held ~= token
+end
+"""
+
+# KEYS: meta, index, seq. ARGV: version, token, started_at.
+BEGIN = FOREIGN + """
+if foreign(KEYS[1], KEYS[3], ARGV[1], ARGV[2]) then return 'foreign' end
 redis.call('HSETNX', KEYS[1], 'status', 'running')
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'token', ARGV[2], 'started_at', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 return redis.call('HGET', KEYS[1], 'status')
 """
 
-# KEYS: meta, rec, pages, lock, index.
-# ARGV: version, page, count, staging_ttl_ms, lock_value, lock_ttl_ms, members, scores.
+# KEYS: meta, rec, pages, lock, index, seq.
+# ARGV: version, page, count, staging_ttl_ms, lock_value, lock_ttl_ms, members, scores,
+#       part, parts, max_records, max_bytes, now.
 # `members` is the page's canonical JSON records joined by "\n", `scores` their scores
-# joined by " " (two strings: no per-record argument to encode, send or parse). A page is
-# stored once: a redelivered page finds its number in `pages` and adds nothing. Returns
-# -1 (batch ended), 0 (already stored), 1 (stored) or 2 (stored, and the batch is whole:
-# every page and record the totals announced has arrived, so it may be published).
-STORE_PAGE = """
+# joined by " " (two strings: no per-record argument to encode, send or parse). A page of
+# more than one part (`part` of `parts`) is counted once all its parts are in. A page (or
+# part) is stored once: a redelivered one finds its receipt in `pages` and adds nothing.
+# A page that would take the batch over its budget (max_records, or max_bytes of JSON)
+# fails the batch as `too_large` instead, freeing what it staged. Returns -2 (failed now:
+# too large), -1 (batch ended), 0 (already stored), 1 (stored) or 2 (stored, and the batch
+# is whole: every page and record the totals announced has arrived).
+STORE_PAGE = FOREIGN + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and status ~= 'running' then return -1 end
+if foreign(KEYS[1], KEYS[6], ARGV[1], string.match(ARGV[5], '^(.*):')) then return -1 end
 local function refresh()
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
   if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('PEXPIRE', KEYS[4], ARGV[6]) end
 end
-if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then refresh() return 0 end
+local parts = tonumber(ARGV[10])
+local receipt = ARGV[2]
+if parts > 1 then receipt = ARGV[2] .. '/' .. ARGV[9] end
+if redis.call('HEXISTS', KEYS[3], receipt) == 1 then refresh() return 0 end
 local args, scores, n = {}, {}, 0
 for score in string.gmatch(ARGV[8], '%S+') do scores[#scores + 1] = score end
 for member in string.gmatch(ARGV[7], '[^\\n]+') do
@@ -33,33 +53,55 @@ for member in string.gmatch(ARGV[7], '[^\\n]+') do
   args[2 * n] = member
 end
 if n ~= tonumber(ARGV[3]) or #scores ~= n then
-  return redis.error_reply('page ' .. ARGV[2] .. ': ' .. n .. ' members, ' .. #scores ..
+  return redis.error_reply('page ' .. receipt .. ': ' .. n .. ' members, ' .. #scores ..
                            ' scores, count ' .. ARGV[3])
+end
+local m = redis.call('HMGET', KEYS[1], 'pages_received', 'records_received',
+                     'expected_pages', 'expected_records', 'bytes_received')
+local records = tonumber(m[2] or '0') + n
+local bytes = tonumber(m[5] or '0') + #ARGV[7]
+if records > tonumber(ARGV[11]) or bytes > tonumber(ARGV[12]) then
+  local over = 'max_records ' .. ARGV[11] .. ' (page ' .. ARGV[2] .. ' brings it to ' ..
+               records .. ' records)'
+  if records <= tonumber(ARGV[11]) then
+    over = 'max_bytes ' .. ARGV[12] .. ' (page ' .. ARGV[2] .. ' brings it to ' .. bytes ..
+           ' bytes of records)'
+  end
+  redis.call('UNLINK', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'version', ARGV[1], 'finished_at', ARGV[13],
+             'error', cjson.encode({kind = 'too_large', page = tonumber(ARGV[2]),
+                                    message = 'the batch exceeds its budget: ' .. over}))
+  redis.call('HSETNX', KEYS[1], 'token', string.match(ARGV[5], '^(.*):'))
+  redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
+  if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
+  return -2
 end
 if not status then
   redis.call('HSET', KEYS[1], 'status', 'running', 'version', ARGV[1])
   redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
 end
 redis.call('HSETNX', KEYS[1], 'token', string.match(ARGV[5], '^(.*):'))
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[3], receipt, ARGV[3])
 for i = 1, #args, 1000 do
   redis.call('ZADD', KEYS[2], unpack(args, i, math.min(i + 999, #args)))
 end
-local m = redis.call('HMGET', KEYS[1], 'pages_received', 'records_received',
-                     'expected_pages', 'expected_records')
-local pages = tonumber(m[1] or '0') + 1
-local records = tonumber(m[2] or '0') + n
-redis.call('HSET', KEYS[1], 'pages_received', pages, 'records_received', records)
+local pages = tonumber(m[1] or '0')
+if parts == 1 or redis.call('HINCRBY', KEYS[3], ARGV[2] .. '/parts', 1) == parts then
+  pages = pages + 1
+end
+redis.call('HSET', KEYS[1], 'pages_received', pages, 'records_received', records,
+           'bytes_received', bytes)
 refresh()
 if m[3] and tonumber(m[3]) == pages and tonumber(m[4]) == records then return 2 end
 return 1
 """
 
-# KEYS: meta, index. ARGV: version, pages, records, token, field1, value1, ...
+# KEYS: meta, index, seq. ARGV: version, pages, records, token, field1, value1, ...
 # Every message carries the batch's token, so the batch knows it whatever arrives first.
-COMPLETE = """
+COMPLETE = FOREIGN + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and status ~= 'running' then return status end
+if foreign(KEYS[1], KEYS[3], ARGV[1], ARGV[4]) then return 'foreign' end
 redis.call('HSET', KEYS[1], 'status', 'running', 'version', ARGV[1],
            'expected_pages', ARGV[2], 'expected_records', ARGV[3])
 redis.call('HSETNX', KEYS[1], 'token', ARGV[4])
@@ -69,11 +111,13 @@ return 'running'
 """
 
 # KEYS: meta, rec, pages, current, lock, digests, changes.
-# ARGV: version, now, grace_s, mode, reason, field1, value1, ...
+# ARGV: version, now, grace_s, mode, reason, losers, field1, value1, ...
 # The fenced commit. mode "auto" publishes a running batch whose every page has arrived,
 # whose lock no other batch holds, and that is newer than the current version; mode
 # "quarantine" ends such a batch as quarantined (kept, not served); mode "manual"
-# publishes a quarantined batch if it is still newer than the current version.
+# publishes a quarantined batch if it is still newer than the current version. `losers`
+# (members joined by "\n") are the records an equal key later in the batch replaces: they
+# leave the records in the same step, so the records never change while the batch runs.
 PUBLISH = """
 local mode = ARGV[4]
 local m = redis.call('HMGET', KEYS[1], 'status', 'expected_pages', 'pages_received',
@@ -107,7 +151,13 @@ redis.call('PERSIST', KEYS[2])
 redis.call('PERSIST', KEYS[6])
 redis.call('PERSIST', KEYS[7])
 redis.call('UNLINK', KEYS[3])
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local losers = {}
+for member in string.gmatch(ARGV[6], '[^\\n]+') do
+  losers[#losers + 1] = member
+  if #losers == 1000 then redis.call('ZREM', KEYS[2], unpack(losers)) losers = {} end
+end
+if #losers > 0 then redis.call('ZREM', KEYS[2], unpack(losers)) end
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if holder == mine then redis.call('DEL', KEYS[5]) end
 if mode == 'quarantine' then
   redis.call('HSET', KEYS[1], 'status', 'quarantined', 'finished_at', ARGV[2],
@@ -121,23 +171,43 @@ if mode ~= 'manual' then redis.call('HSET', KEYS[1], 'finished_at', ARGV[2]) end
 return 'published'
 """
 
-# KEYS: meta, rec, pages, lock, index.
-# ARGV: version, status, now, error_json, grace_s, required_status.
+# KEYS: meta, rec, pages, lock, index, seq, deliveries, digests, changes.
+# ARGV: version, status, now, error_json, token ('' from data-streams itself),
+#       required_status.
 # Ends a batch that will never be published (a running one, or a quarantined one being
-# discarded); its staging data expires after the grace period.
-FINISH_UNPUBLISHED = """
+# discarded): its records and every staging key go at once, before anything is written,
+# so this also works when Redis refuses writes for memory (a script may write once it
+# has freed memory).
+FINISH_UNPUBLISHED = FOREIGN + """
 local m = redis.call('HMGET', KEYS[1], 'status', 'token')
 if m[1] and m[1] ~= ARGV[6] then return m[1] end
 if not m[1] and ARGV[6] ~= 'running' then return 'missing' end
+if foreign(KEYS[1], KEYS[6], ARGV[1], ARGV[5]) then return 'foreign' end
+redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[7], KEYS[8], KEYS[9])
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'version', ARGV[1], 'finished_at', ARGV[3],
            'error', ARGV[4])
 redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-redis.call('EXPIRE', KEYS[3], ARGV[5])
 if m[2] and redis.call('GET', KEYS[4]) == m[2] .. ':' .. ARGV[1] then
   redis.call('DEL', KEYS[4])
 end
 return ARGV[2]
+"""
+
+# KEYS: meta, digests, changes. ARGV: ttl_ms, digest pairs, then "", then change members.
+# Stages a chunk of a batch's change data while the batch runs; once it has settled
+# (published, quarantined, ended) nothing is written, so a slow second consumer can
+# neither add to a published change set nor give it an expiry.
+WRITE_CHANGES = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+local i = 2
+while ARGV[i] ~= '' do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+for j = i + 1, #ARGV do redis.call('ZADD', KEYS[3], 0, ARGV[j]) end
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
+return 1
 """
 
 # KEYS: definition, meta, rec, current. ARGV: version, first rank, last rank,
