@@ -142,11 +142,18 @@ class StoreFull(ApiError):
     status, code = 503, "store_full"
 
 
-def out_of_memory(error: BaseException) -> bool:
-    """Tell whether Redis refused a write because it reached its maxmemory (an OOM reply,
-    also when it comes from inside a Lua script, which redis-py reports as a plain error)."""
-    return isinstance(error, OutOfMemoryError) or (
-        isinstance(error, ResponseError) and "OOM command not allowed" in str(error))
+def out_of_memory(error: BaseException | None) -> bool:
+    """Tell whether Redis refused a write because it reached its maxmemory: an OOM reply,
+    also from inside a Lua script (redis-py reports it as a plain error) or as the cause
+    of another error (kombu wraps it in its OperationalError)."""
+    for _ in range(5):
+        if isinstance(error, OutOfMemoryError) or (
+                isinstance(error, ResponseError) and "OOM command not allowed" in str(error)):
+            return True
+        if error is None:
+            return False
+        error = error.__cause__ or error.__context__
+    return False
 
 
 class UpstreamError(DataStreamsError):

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from config import defaults
@@ -25,6 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def embedded_redis(data_dir: Path, environ: Mapping[str, str]) -> RedisServer:
+    """Return the embedded Redis (not started): port REDIS_PORT (6379, or a free one if
+    taken), `noeviction`, `maxmemory` REDIS_MAXMEMORY bytes (default 1 GiB)."""
+    wanted = int(environ.get("REDIS_PORT", "6379"))
+    port = wanted if _port_free(wanted) else free_port()
+    limit = int(environ.get("REDIS_MAXMEMORY") or defaults.EMBEDDED_REDIS_MAXMEMORY)
+    return RedisServer(data_dir, port=port, maxmemory=limit)
 
 
 def environment(redis_url: str) -> dict[str, str]:
@@ -49,13 +59,10 @@ def main() -> int:
     server = None
     redis_url = os.environ.get("REDIS_URL", "")
     if not redis_url:
-        wanted = int(os.environ.get("REDIS_PORT", "6379"))
-        port = wanted if _port_free(wanted) else free_port()
-        limit = int(os.environ.get("REDIS_MAXMEMORY") or defaults.EMBEDDED_REDIS_MAXMEMORY)
-        server = RedisServer(ROOT / "var" / "redis", port=port, maxmemory=limit).start()
+        server = embedded_redis(ROOT / "var" / "redis", os.environ).start()
         redis_url = server.url
         print(f"embedded Redis on {redis_url} (data and AOF in var/redis, maxmemory "
-              f"{limit // (1024 * 1024)} MiB)", flush=True)
+              f"{server.maxmemory // (1024 * 1024)} MiB)", flush=True)
     env = environment(redis_url)
     web = env.get("PORT", "8000")
     print(f"data-streams on http://127.0.0.1:{web}  Flower on http://127.0.0.1:"

@@ -58,7 +58,9 @@ def live_url(redis_server: RedisServer) -> Iterator[str]:
     connection = app.extensions["redis"]
     for key in connection.scan_iter(f"{PREFIX}:*", count=1000):
         connection.delete(key)
-    for key in connection.scan_iter("{redbeat}:*", count=1000):
+    # Its schedule entries only: the lock of the session's beat lives under {redbeat}: too.
+    for key in connection.scan_iter("{redbeat}:stream:*", count=1000):
+        connection.zrem("{redbeat}::schedule", key)
         connection.delete(key)
 
 
