@@ -39,21 +39,16 @@ SEP = "\t"
 AFTER_KEY = SEP + "\x7f"
 
 
-def record_key(member: str, path: str) -> str | None:
-    """Return the record's key (the value at `path`) as canonical JSON, or None."""
-    value = get_path(orjson.loads(member), path, None)
-    return None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def digest(member: str, ignore: frozenset[str] = frozenset()) -> str:
-    """Return a short digest of a record's canonical JSON without its top-level fields
-    `ignore` (content equality, blind to what the batch context set)."""
-    if ignore:
-        record = orjson.loads(member)
-        if isinstance(record, dict) and not ignore.isdisjoint(record):
-            member = encode({name: value for name, value in record.items()
-                             if name not in ignore})
-    return hashlib.blake2b(member.encode(), digest_size=8).hexdigest()
+def keyed_digest(member: str, path: str, ignore: frozenset[str] = frozenset()
+                 ) -> tuple[str | None, str]:
+    """Return a record's key at `path` (canonical JSON, None when absent or null) and its
+    digest without the top-level fields `ignore`, parsing it once."""
+    record = orjson.loads(member)
+    value = get_path(record, path, None)
+    key = None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    if ignore and isinstance(record, dict) and not ignore.isdisjoint(record):
+        member = encode({name: value for name, value in record.items() if name not in ignore})
+    return key, hashlib.blake2b(member.encode(), digest_size=8).hexdigest()
 
 
 def _describe(member: str) -> str:
@@ -114,15 +109,18 @@ class ChangeSets:
         Records without a key are counted (`unkeyed`, and nothing is written); of records
         sharing a key the last wins (`losers`, for the publish step to remove). The diff
         ignores the fields `ignore` (`ignore_base` for `base`); it is not `comparable`
-        when `base`'s digests and records are both gone.
+        when `base`'s digests and records are both gone. One walk reads every record;
+        the records the change set and `losers` need are then read by rank.
         """
         keys = StreamKeys(self.prefix, stream)
         diff = Diff(base)
         order: list[str | None] = []
+        digests: list[str] = []
         last: dict[str, int] = {}
         for rank, member in enumerate(self.members(keys.records(version))):
-            key = record_key(member, key_path)
+            key, now = keyed_digest(member, key_path, ignore)
             order.append(key)
+            digests.append(now)
             if key is None:
                 diff.unkeyed += 1
                 diff.unkeyed_sample = diff.unkeyed_sample or _describe(member)
@@ -131,42 +129,60 @@ class ChangeSets:
         diff.records, diff.kept = len(order), len(last)
         if diff.unkeyed:
             return diff
+        losers = [rank for rank, key in enumerate(order) if key is not None and last[key] != rank]
+        diff.losers = list(self._at(keys.records(version), losers).values())
         before = self._digests(keys, base, key_path, ignore_base) if base else {}
         diff.comparable = before is not None
-        self._diff(keys, version, order, last, before, ignore, diff)
+        if before is not None:
+            self._diff(keys, version, last, digests, before, diff)
         return diff
 
-    def _diff(self, keys: StreamKeys, version: int, order: list[str | None],
-              last: dict[str, int], before: dict[str, str] | None, ignore: frozenset[str],
-              diff: Diff) -> None:
-        """Walk the records again: set losers aside, stage digests and the change set."""
+    def _diff(self, keys: StreamKeys, version: int, last: dict[str, int], digests: list[str],
+              before: dict[str, str], diff: Diff) -> None:
+        """Stage the winners' digests and the change set against `before`."""
+        changed: list[tuple[int, str, str]] = []
         dig: dict[str, str] = {}
-        chg: list[str] = []
-        for rank, member in enumerate(self.members(keys.records(version))):
-            if rank >= len(order):  # read after another consumer settled: nothing is written
-                break
-            key = order[rank]
-            if key is None or last.get(key) != rank:
-                diff.losers.append(member)
-                continue
-            if before is None:
-                continue
-            dig[key] = now = digest(member, ignore)
+        for key, rank in last.items():
+            dig[key] = now = digests[rank]
             old = before.pop(key, None)
             if old != now:
-                op = "a" if old is None else "u"
-                diff.added += op == "a"
-                diff.updated += op == "u"
-                chg.append(f"{key}{SEP}{op}{SEP}{member}")
+                changed.append((rank, key, "a" if old is None else "u"))
             if len(dig) >= CHUNK:
-                self._write(keys, version, dig, chg)
-        for key in before or ():
-            chg.append(f"{key}{SEP}r{SEP}")
-            diff.removed += 1
-            if len(chg) >= CHUNK:
-                self._write(keys, version, dig, chg)
-        if before is not None:
-            self._write(keys, version, dig, chg)
+                self._write(keys, version, dig, [])
+        diff.added = sum(op == "a" for _, _, op in changed)
+        diff.updated = len(changed) - diff.added
+        diff.removed = len(before)
+        changed.sort()
+        for start in range(0, len(changed), CHUNK):
+            part = changed[start:start + CHUNK]
+            found = self._at(keys.records(version), [rank for rank, _, _ in part])
+            if len(found) < len(part):  # read after another consumer settled: write nothing
+                return
+            self._write(keys, version, dig,
+                        [f"{key}{SEP}{op}{SEP}{found[rank]}" for rank, key, op in part])
+        removed = [f"{key}{SEP}r{SEP}" for key in before]
+        for start in range(0, max(len(removed), 1), CHUNK):
+            self._write(keys, version, dig, removed[start:start + CHUNK])
+
+    def _at(self, name: str, ranks: list[int]) -> dict[int, str]:
+        """Return the members at `ranks` (sorted): a slice where they are dense, else one
+        by one, in one round trip per CHUNK ranks."""
+        found: dict[int, str] = {}
+        for start in range(0, len(ranks), CHUNK):
+            wanted = ranks[start:start + CHUNK]
+            low, high = wanted[0], wanted[-1]
+            if high - low < 4 * len(wanted):
+                chunk: Any = self.connection.zrange(name, low, high)
+                found.update({rank: chunk[rank - low] for rank in wanted
+                              if rank - low < len(chunk)})
+                continue
+            with self.connection.pipeline(transaction=False) as pipe:
+                for rank in wanted:
+                    pipe.zrange(name, rank, rank)
+                replies: Any = pipe.execute()
+            found.update({rank: reply[0] for rank, reply in zip(wanted, replies, strict=True)
+                          if reply})
+        return found
 
     def _digests(self, keys: StreamKeys, version: int, key_path: str,
                  ignore: frozenset[str]) -> dict[str, str] | None:
@@ -178,14 +194,14 @@ class ChangeSets:
             return found if found or int(str(count or 0)) == 0 else None
         rebuilt: dict[str, str] = {}
         for member in self.members(keys.records(version)):
-            key = record_key(member, key_path)
+            key, now = keyed_digest(member, key_path, ignore)
             if key is not None:
-                rebuilt[key] = digest(member, ignore)
+                rebuilt[key] = now
         return rebuilt
 
     def _write(self, keys: StreamKeys, version: int, dig: dict[str, str],
                chg: list[str]) -> None:
-        """Stage and clear the pending digests and changes, while the batch runs."""
+        """Stage the pending digests (then cleared) and changes, while the batch runs."""
         args: list[str | int] = [self.ttl_ms]
         for key, value in dig.items():
             args += [key, value]
@@ -194,4 +210,3 @@ class ChangeSets:
         self._write_changes(keys=[keys.batch(version), keys.digests(version),
                                   keys.changes(version)], args=args)
         dig.clear()
-        chg.clear()

@@ -199,12 +199,18 @@ return ARGV[2]
 # neither add to a published change set nor give it an expiry.
 WRITE_CHANGES = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-local i = 2
-while ARGV[i] ~= '' do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  i = i + 2
+local split = 2
+while ARGV[split] ~= '' do split = split + 2 end
+for i = 2, split - 1, 1000 do
+  redis.call('HSET', KEYS[2], unpack(ARGV, i, math.min(i + 999, split - 1)))
 end
-for j = i + 1, #ARGV do redis.call('ZADD', KEYS[3], 0, ARGV[j]) end
+local adds = {}
+for j = split + 1, #ARGV do
+  adds[#adds + 1] = 0
+  adds[#adds + 1] = ARGV[j]
+  if #adds == 1000 then redis.call('ZADD', KEYS[3], unpack(adds)) adds = {} end
+end
+if #adds > 0 then redis.call('ZADD', KEYS[3], unpack(adds)) end
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[3], ARGV[1])
 return 1
