@@ -13,10 +13,11 @@ lexicographic range (ZRANGEBYLEX) pages through one change set, or through sever
 A batch holds one record per key: of records sharing a key, the last in the batch's order
 wins, and the others ("losers") leave the records in the publish step itself, so the
 records never change while a batch runs and two consumers computing the same batch at once
-compute the same. Both keys are staged with the staging TTL by `WRITE_CHANGES`, only while
-the batch runs; the publish script makes them persistent in the same atomic step that
-publishes or quarantines the batch, and `BatchWriter` expires them with the rest of the
-batch: ``dig`` with the records, ``chg`` with the metadata (the history).
+compute the same. Both keys are staged with the staging TTL, in a transaction that
+WATCHes the batch's metadata and writes only while the batch runs; the publish script
+makes them persistent in the same atomic step that publishes or quarantines the batch,
+and `BatchWriter` expires them with the rest of the batch: ``dig`` with the records,
+``chg`` with the metadata (the history).
 """
 
 from __future__ import annotations
@@ -27,13 +28,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from redis import Redis
+from redis import Redis, WatchError
 
 from app.records import encode, get_path
-from app.store import scripts
 from app.store.keys import StreamKeys
 
 CHUNK = 5000
+# Most bytes of changed records one settle keeps from its walk over the batch; beyond,
+# the change set reads them again by rank.
+PENDING_BYTES = 64 * 1024 * 1024
+# Tries of one staging transaction whose batch metadata changed under it.
+WRITE_ATTEMPTS = 10
 SEP = "\t"
 # Sorts after every "k<TAB>op..." member of key k and before any greater key.
 AFTER_KEY = SEP + "\x7f"
@@ -82,6 +87,38 @@ class Diff:
                              "removed": self.removed}).decode()
 
 
+class _Walk:
+    """What one walk over a batch's records learns: each rank's key and digest, the last
+    rank of each key, and the records that changed against `before` (by rank), kept while
+    they take less than PENDING_BYTES (else None: they are read again)."""
+
+    def __init__(self, before: dict[str, str] | None) -> None:
+        self.before = before
+        self.order: list[str | None] = []
+        self.digests: list[str] = []
+        self.last: dict[str, int] = {}
+        self.pending: dict[int, str] | None = {}
+        self.pending_bytes = 0
+        self.unkeyed = 0
+        self.unkeyed_sample = ""
+
+    def add(self, rank: int, member: str, key_path: str, ignore: frozenset[str]) -> None:
+        key, now = keyed_digest(member, key_path, ignore)
+        self.order.append(key)
+        self.digests.append(now)
+        if key is None:
+            self.unkeyed += 1
+            self.unkeyed_sample = self.unkeyed_sample or _describe(member)
+            return
+        self.last[key] = rank
+        if self.pending is None or self.before is None or self.before.get(key) == now:
+            return
+        self.pending[rank] = member
+        self.pending_bytes += len(member)
+        if self.pending_bytes > PENDING_BYTES:
+            self.pending = None
+
+
 class ChangeSets:
     """Keys the records of a batch about to settle and stages its change set."""
 
@@ -89,7 +126,6 @@ class ChangeSets:
         self.connection = connection
         self.prefix = prefix
         self.ttl_ms = ttl_ms
-        self._write_changes = connection.register_script(scripts.WRITE_CHANGES)
 
     def members(self, name: str) -> Iterator[str]:
         """Yield the members of a zset in order, CHUNK at a time (flat memory)."""
@@ -109,60 +145,48 @@ class ChangeSets:
         Records without a key are counted (`unkeyed`, and nothing is written); of records
         sharing a key the last wins (`losers`, for the publish step to remove). The diff
         ignores the fields `ignore` (`ignore_base` for `base`); it is not `comparable`
-        when `base`'s digests and records are both gone. One walk reads every record;
-        the records the change set and `losers` need are then read by rank.
+        when `base`'s digests and records are both gone. One walk reads every record and
+        keeps the changed ones (up to PENDING_BYTES; beyond, they are read again by rank).
         """
         keys = StreamKeys(self.prefix, stream)
         diff = Diff(base)
-        order: list[str | None] = []
-        digests: list[str] = []
-        last: dict[str, int] = {}
+        before = self._digests(keys, base, key_path, ignore_base) if base else {}
+        walk = _Walk(before)
         for rank, member in enumerate(self.members(keys.records(version))):
-            key, now = keyed_digest(member, key_path, ignore)
-            order.append(key)
-            digests.append(now)
-            if key is None:
-                diff.unkeyed += 1
-                diff.unkeyed_sample = diff.unkeyed_sample or _describe(member)
-            else:
-                last[key] = rank
-        diff.records, diff.kept = len(order), len(last)
+            walk.add(rank, member, key_path, ignore)
+        diff.records, diff.kept = len(walk.order), len(walk.last)
+        diff.unkeyed, diff.unkeyed_sample = walk.unkeyed, walk.unkeyed_sample
         if diff.unkeyed:
             return diff
-        losers = [rank for rank, key in enumerate(order) if key is not None and last[key] != rank]
+        losers = [rank for rank, key in enumerate(walk.order)
+                  if key is not None and walk.last[key] != rank]
         diff.losers = list(self._at(keys.records(version), losers).values())
-        before = self._digests(keys, base, key_path, ignore_base) if base else {}
         diff.comparable = before is not None
         if before is not None:
-            self._diff(keys, version, last, digests, before, diff)
+            self._stage(keys, version, walk, before, diff)
         return diff
 
-    def _diff(self, keys: StreamKeys, version: int, last: dict[str, int], digests: list[str],
-              before: dict[str, str], diff: Diff) -> None:
-        """Stage the winners' digests and the change set against `before`."""
-        changed: list[tuple[int, str, str]] = []
-        dig: dict[str, str] = {}
-        for key, rank in last.items():
-            dig[key] = now = digests[rank]
-            old = before.pop(key, None)
-            if old != now:
-                changed.append((rank, key, "a" if old is None else "u"))
-            if len(dig) >= CHUNK:
-                self._write(keys, version, dig, [])
+    def _stage(self, keys: StreamKeys, version: int, walk: _Walk, before: dict[str, str],
+               diff: Diff) -> None:
+        """Stage the winners' digests and the change set against `before`, CHUNK of each
+        per round trip."""
+        digests = [(key, walk.digests[rank]) for key, rank in walk.last.items()]
+        changed = sorted((rank, key, "a" if before.get(key) is None else "u")
+                         for key, rank in walk.last.items()
+                         if before.get(key) != walk.digests[rank])
+        removed = [f"{key}{SEP}r{SEP}" for key in before if key not in walk.last]
         diff.added = sum(op == "a" for _, _, op in changed)
         diff.updated = len(changed) - diff.added
-        diff.removed = len(before)
-        changed.sort()
-        for start in range(0, len(changed), CHUNK):
+        diff.removed = len(removed)
+        for start in range(0, max(len(digests), len(changed), len(removed), 1), CHUNK):
             part = changed[start:start + CHUNK]
-            found = self._at(keys.records(version), [rank for rank, _, _ in part])
-            if len(found) < len(part):  # read after another consumer settled: write nothing
-                return
-            self._write(keys, version, dig,
-                        [f"{key}{SEP}{op}{SEP}{found[rank]}" for rank, key, op in part])
-        removed = [f"{key}{SEP}r{SEP}" for key in before]
-        for start in range(0, max(len(removed), 1), CHUNK):
-            self._write(keys, version, dig, removed[start:start + CHUNK])
+            found = walk.pending if walk.pending is not None else self._at(
+                keys.records(version), [rank for rank, _, _ in part])
+            if any(rank not in found for rank, _, _ in part):
+                return  # read after another consumer settled: write nothing
+            self._write(keys, version, dict(digests[start:start + CHUNK]),
+                        [f"{key}{SEP}{op}{SEP}{found[rank]}" for rank, key, op in part]
+                        + removed[start:start + CHUNK])
 
     def _at(self, name: str, ranks: list[int]) -> dict[int, str]:
         """Return the members at `ranks` (sorted): a slice where they are dense, else one
@@ -201,12 +225,29 @@ class ChangeSets:
 
     def _write(self, keys: StreamKeys, version: int, dig: dict[str, str],
                chg: list[str]) -> None:
-        """Stage the pending digests (then cleared) and changes, while the batch runs."""
-        args: list[str | int] = [self.ttl_ms]
-        for key, value in dig.items():
-            args += [key, value]
-        args.append("")
-        args += chg
-        self._write_changes(keys=[keys.batch(version), keys.digests(version),
-                                  keys.changes(version)], args=args)
-        dig.clear()
+        """Stage digests and changes in one transaction, only while the batch runs.
+
+        The transaction WATCHes the batch's metadata: once the batch has settled
+        (published, quarantined, ended) nothing is written, so a slow second consumer can
+        neither add to a published change set nor give it an expiry.
+        """
+        meta = keys.batch(version)
+        with self.connection.pipeline() as pipe:
+            for _ in range(WRITE_ATTEMPTS):
+                try:
+                    pipe.watch(meta)
+                    if pipe.hget(meta, "status") != "running":
+                        return
+                    pipe.multi()
+                    if dig:
+                        pipe.hset(keys.digests(version), mapping=dig)  # type: ignore[arg-type]
+                    if chg:
+                        pipe.zadd(keys.changes(version), dict.fromkeys(chg, 0))
+                    pipe.pexpire(keys.digests(version), self.ttl_ms)
+                    pipe.pexpire(keys.changes(version), self.ttl_ms)
+                    pipe.execute()
+                    return
+                except WatchError:  # the metadata changed meanwhile: look again
+                    continue
+        raise WatchError(f"batch {version} of {keys.stream!r} kept changing while its "
+                         "change set was staged")

@@ -193,29 +193,6 @@ end
 return ARGV[2]
 """
 
-# KEYS: meta, digests, changes. ARGV: ttl_ms, digest pairs, then "", then change members.
-# Stages a chunk of a batch's change data while the batch runs; once it has settled
-# (published, quarantined, ended) nothing is written, so a slow second consumer can
-# neither add to a published change set nor give it an expiry.
-WRITE_CHANGES = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
-local split = 2
-while ARGV[split] ~= '' do split = split + 2 end
-for i = 2, split - 1, 1000 do
-  redis.call('HSET', KEYS[2], unpack(ARGV, i, math.min(i + 999, split - 1)))
-end
-local adds = {}
-for j = split + 1, #ARGV do
-  adds[#adds + 1] = 0
-  adds[#adds + 1] = ARGV[j]
-  if #adds == 1000 then redis.call('ZADD', KEYS[3], unpack(adds)) adds = {} end
-end
-if #adds > 0 then redis.call('ZADD', KEYS[3], unpack(adds)) end
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[3], ARGV[1])
-return 1
-"""
-
 # KEYS: definition, meta, rec, current. ARGV: version, first rank, last rank,
 # "1" for descending, "1" to require that `version` is still the current one.
 # One page of a version with everything that decides whether it may be served, read in

@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.extensions import Store
+from app.store import changesets
 from app.store.keys import StreamKeys
 from config.streams import StreamDefinition
 from tests.support.seed import Seeder
@@ -228,3 +229,17 @@ def test_a_second_settle_of_a_published_batch_writes_nothing(s: Store, seed: See
     assert late.losers == [] and late.kept == 2
     assert redis.zrange(KEYS.changes(second), 0, -1) == before
     assert redis.ttl(KEYS.changes(second)) == -1 and redis.ttl(KEYS.digests(second)) == -1
+
+
+def test_changed_records_beyond_the_memory_bound_are_read_again(
+        s: Store, seed: Seeder, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(changesets, "PENDING_BYTES", 0)  # keep none: read every one again
+    first = seed.send("s", [{"id": i, "v": 0} for i in range(1003)], page_size=100).version
+    updated = {3, 500, 999}
+    seed.send("s", [{"id": i, "v": int(i in updated)} for i in range(1, 1003)]
+              + [{"id": 0, "v": 0}, {"id": 5000, "v": 0}], page_size=100)
+
+    assert len(changes(client, since=0, limit=2000)["added"]) == 1004
+    body = changes(client, since=first, limit=2000)
+    assert sorted(r["id"] for r in body["updated"]) == sorted(updated)
+    assert (body["added"], body["removed"]) == ([{"id": 5000, "v": 0}], [])
