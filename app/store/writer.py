@@ -73,6 +73,8 @@ class BatchWriter:
         keys = StreamKeys(self.prefix, lease.stream)
         status = self._begin(keys=[keys.batch(lease.version), keys.batches, keys.seq],
                              args=[lease.version, lease.token, now_iso()])
+        if status == "foreign":  # of a deleted stream: leave the new stream's batches be
+            return str(status)
         older = self.connection.zrevrangebyscore(keys.batches, f"({lease.version}", "-inf",
                                                  start=0, num=5)
         for version in older:

@@ -151,13 +151,19 @@ def test_delete_removes_every_key_and_a_new_stream_of_the_name_starts_empty(
     assert (fresh["current_version"], fresh["in_progress"], fresh["rate_limited_until"]) == (
         None, None, None)
     assert client.get("/streams/orders/batches").json["batches"] == []
-    assert seed.publish("orders", [{"id": 9}]) == 1
+    first = seed.batch("orders")
+    late.outbox.begin()  # of the old batch 3, beyond the new sequence
+    assert seed.status("orders", first.version) == "running"
+    first.page([{"id": 9}])
+    first.complete()
+    assert seed.status("orders", first.version) == "complete" and first.version == 1
     seed.batch("orders").fail()
     third = seed.batch("orders")  # version 3 again, of the new stream
     third.page([{"id": 10}])
     assert third.version == late.version == 3
 
-    late.page([{"id": 5}], number=2)  # the old batch 3's message leaves the new one alone
+    late.outbox.begin()  # the old batch 3's messages leave the new one alone
+    late.page([{"id": 5}], number=2)
     late.fail()
     batch = store.reader.batch("orders", 3)
     assert (batch["status"], batch["records_received"]) == ("running", 1)
