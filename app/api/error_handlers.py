@@ -2,8 +2,8 @@
 
 `ApiError`s carry their own status and code; the store's errors get theirs here, at the
 boundary (`STORE_ERRORS`); werkzeug's HTTP errors (404 for an unknown route, 405, 413)
-are mapped onto the same shape; anything else is a logged 500 whose answer carries no
-traceback.
+are mapped onto the same shape; a write Redis refused for memory is 503 `store_full`;
+anything else is a logged 500 whose answer carries no traceback.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ from app.exceptions import (
     InvalidCursor,
     NoCompleteBatch,
     StoreError,
+    StoreFull,
     StoreUnavailable,
     StreamNotFound,
     ValidationFailed,
     VersionExpired,
+    out_of_memory,
 )
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[Response, int]:
+        if out_of_memory(error):  # from redis-py, a Lua script, or kombu sending a task
+            # noeviction: Redis keeps every key and refuses writes until memory is freed.
+            log.error("redis refused a write: maxmemory reached")
+            return error_response(StoreFull(
+                "the data store is full (Redis reached its maxmemory); reads still work, "
+                "writes are refused until memory is freed"))
         log.exception("unhandled error", exc_info=error)
         body = {"error": {"code": "internal_error", "message": "internal error",
                           "details": {}}}
