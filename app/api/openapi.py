@@ -98,7 +98,25 @@ def _with_errors(document_: dict[str, Any]) -> dict[str, Any]:
                 answers.setdefault(str(status), {
                     "description": "Error", "content": {"application/json": {
                         "schema": error_ref}}})
+            _with_exports(operation)
     return document_
+
+
+# What `format=ndjson|csv` (or the Accept header) makes a view answer instead of JSON.
+EXPORT_TYPES = {"application/x-ndjson": "One record per line, as canonical JSON.",
+                "text/csv": "A header row, then one row per record."}
+
+
+def _with_exports(operation: dict[str, Any]) -> None:
+    """Declare the export media types of a view whose query takes `format`."""
+    names = {parameter.get("name") for parameter in operation.get("parameters", [])}
+    ok = operation.get("responses", {}).get("200")
+    if "format" not in names or not isinstance(ok, dict):
+        return
+    content = ok.setdefault("content", {})
+    for media_type, description in EXPORT_TYPES.items():
+        content.setdefault(media_type, {"schema": {"type": "string",
+                                                   "description": description}})
 
 
 bp = Blueprint("openapi", __name__)
