@@ -8,6 +8,7 @@ ones that matter for reliability are chosen here on purpose and explained in the
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,7 @@ def celery_settings(redis_url: str, soft_limit: int, hard_limit: int, env: Mappi
     visibility = _int(env, "VISIBILITY_TIMEOUT", defaults.VISIBILITY_TIMEOUT)
     if hard_limit >= visibility:
         raise ValueError("FETCH_HARD_TIME_LIMIT must stay below VISIBILITY_TIMEOUT")
+    sweep = _int(env, "DELIVERY_SWEEP_SECONDS", defaults.DELIVERY_SWEEP_SECONDS)
     return {
         "broker_url": redis_url,
         "broker_connection_retry_on_startup": True,
@@ -54,6 +56,37 @@ def celery_settings(redis_url: str, soft_limit: int, hard_limit: int, env: Mappi
         "redbeat_redis_options": {"socket_connect_timeout": 5, "socket_timeout": 30,
                                   "retry_on_timeout": True, "health_check_interval": 30},
         "redbeat_lock_timeout": _int(env, "BEAT_LOCK_TIMEOUT", defaults.BEAT_LOCK_TIMEOUT),
+        "task_annotations": {names.DELIVER_STREAM: delivery_time_limits(env, visibility)},
+        # Finds destinations that are behind and due (after a failure, a kill, a lost message).
+        "beat_schedule": {"ds-deliver-sweep": {"task": names.DELIVER_SWEEP, "schedule": sweep,
+                                               "options": {"expires": sweep}}},
+    }
+
+
+def delivery_time_limits(env: Mapping[str, str], visibility: int) -> dict[str, int]:
+    """Return the soft and hard time limits of a delivery task, checked like the fetch's."""
+    soft = _int(env, "DELIVERY_SOFT_TIME_LIMIT", defaults.DELIVERY_SOFT_TIME_LIMIT)
+    hard = _int(env, "DELIVERY_HARD_TIME_LIMIT", defaults.DELIVERY_HARD_TIME_LIMIT)
+    if not soft < hard < visibility:
+        raise ValueError("DELIVERY_SOFT_TIME_LIMIT < DELIVERY_HARD_TIME_LIMIT < "
+                         "VISIBILITY_TIMEOUT must hold")
+    return {"soft_time_limit": soft, "time_limit": hard}
+
+
+def delivery_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Return the settings of deliveries to destinations (docs/destinations.md)."""
+    return {
+        "DELIVERY_SWEEP_SECONDS": _int(env, "DELIVERY_SWEEP_SECONDS",
+                                       defaults.DELIVERY_SWEEP_SECONDS),
+        "DELIVERY_RETRY_BASE_SECONDS": _int(env, "DELIVERY_RETRY_BASE_SECONDS",
+                                            defaults.DELIVERY_RETRY_BASE_SECONDS),
+        "DELIVERY_RETRY_MAX_SECONDS": _int(env, "DELIVERY_RETRY_MAX_SECONDS",
+                                           defaults.DELIVERY_RETRY_MAX_SECONDS),
+        "DELIVERY_LOCK_SECONDS": _int(env, "DELIVERY_LOCK_SECONDS",
+                                      defaults.DELIVERY_LOCK_SECONDS),
+        "DUCKDB_DIR": env.get("DUCKDB_DIR") or defaults.DUCKDB_DIR,
+        "DELIVERY_WORK_DIR": (env.get("DELIVERY_WORK_DIR") or defaults.DELIVERY_WORK_DIR
+                              or os.path.join(tempfile.gettempdir(), "data-streams-dlt")),
     }
 
 
@@ -93,5 +126,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
                                        or defaults.READY_TIMEOUT_SECONDS),
         "LOG_LEVEL": env.get("LOG_LEVEL") or defaults.LOG_LEVEL,
         "SECRET_ENV_VARS": _list(env, "SECRET_ENV_VARS"),
+        **delivery_settings(env),
         "CELERY": celery_settings(redis_url, soft, hard, env),
     }

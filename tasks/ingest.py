@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from celery import shared_task
 
-from app import publish
-from app.extensions import get_store
+from app import delivery, publish
+from app.extensions import get_celery, get_store
 from app.ops import metrics
 from app.records import parse_time
 from app.store.deliveries import MAX_DELIVERIES
@@ -31,6 +31,8 @@ _RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": 
 def _publish(lease: BatchLease) -> str:
     store = get_store()
     verdict = publish.settle(store, lease.stream, lease.version)
+    if verdict == "published":  # each destination of the stream gets the new version
+        delivery.after_publish(store, get_celery(), lease.stream)
     if verdict not in ("waiting", "not_running"):  # this consumer settled it: count once
         _observe(store.reader.batch_or_none(lease.stream, lease.version) or {}, lease,
                  verdict)

@@ -14,6 +14,7 @@ from app.api import (
     batches,
     changes,
     data,
+    destinations,
     error_handlers,
     openapi,
     schema,
@@ -26,6 +27,6 @@ def init_app(app: Flask) -> None:
     """Register the error handlers, the token hook, every blueprint and /openapi.json."""
     error_handlers.init_app(app)
     access.init_app(app)
-    for module in (streams, data, batches, changes, schema, ui):
+    for module in (streams, data, batches, changes, schema, destinations, ui):
         app.register_blueprint(module.bp)
     openapi.init_app(app)  # last: the document lists every route registered above

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from app import control
-from app.api import inputs, models, openapi
+from app.api import destinations, inputs, models, openapi
 from app.extensions import get_store
 from app.schedule import Schedules
 from config.middleware import PREFIXES_CONTEXT
@@ -34,6 +34,7 @@ def put_stream(name: str) -> tuple[Response, int]:
     definition = inputs.body(StreamDefinition, context={PREFIXES_CONTEXT: prefixes})
     inputs.source_hosts(definition, current_app.config["ALLOWED_SOURCE_HOSTS"])
     inputs.interval(definition.interval_seconds)
+    destinations.check_targets(get_store(), definition)
     created = get_store().definitions.put(name, definition)
     body = {"stream": name, "created": created, "definition": definition.model_dump(mode="json")}
     return jsonify(body), 201 if created else 200

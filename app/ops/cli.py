@@ -8,6 +8,7 @@ from flask.cli import with_appcontext
 
 from app.extensions import get_redis, get_store
 from app.ops import redis_checks
+from config.destinations import load_destinations_file
 from config.streams import load_streams_file
 
 
@@ -15,12 +16,15 @@ from config.streams import load_streams_file
 @click.argument("path", required=False)
 @with_appcontext
 def load_streams(path: str | None) -> None:
-    """Create or replace the streams defined in PATH (default: $STREAMS_FILE)."""
+    """Create or replace the destinations and streams defined in PATH ($STREAMS_FILE)."""
     redis_checks.warn_if_evicting(get_redis(), "web")  # the Procfile's web runs this first
     path = path or current_app.config["STREAMS_FILE"]
     if not path:
         click.echo("no streams file given and STREAMS_FILE is unset; nothing to load")
         return
+    for name, destination in load_destinations_file(path).items():
+        created = get_store().destinations.put(name, destination)
+        click.echo(f"{'created' if created else 'updated'} destination {name}")
     definitions = get_store().definitions
     for name, definition in load_streams_file(path).items():
         created = definitions.put(name, definition)

@@ -19,6 +19,8 @@ from app.store.changefeed import ChangeFeed
 from app.store.changesets import ChangeSets
 from app.store.definitions import Definitions
 from app.store.deliveries import Deliveries
+from app.store.delivery_state import DeliveryStates
+from app.store.destinations import Destinations
 from app.store.locks import StreamLocks
 from app.store.oauth_tokens import TokenCache
 from app.store.ratelimit import RateLimits
@@ -41,6 +43,8 @@ class Store:
     deliveries: Deliveries
     rate_limits: RateLimits
     oauth_tokens: TokenCache
+    destinations: Destinations
+    delivery_states: DeliveryStates
 
 
 def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
@@ -62,4 +66,6 @@ def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
                  change_feed=ChangeFeed(connection, prefix),
                  deliveries=Deliveries(connection, prefix, retention.staging_ttl_ms),
                  rate_limits=RateLimits(connection, prefix),
-                 oauth_tokens=TokenCache(connection, prefix))
+                 oauth_tokens=TokenCache(connection, prefix),
+                 destinations=Destinations(connection, prefix),
+                 delivery_states=DeliveryStates(connection, prefix))

@@ -79,6 +79,11 @@ class ChangeSets:
                 return
             start += CHUNK
 
+    def of_version(self, stream: str, version: int) -> tuple[int, Iterator[str]]:
+        """Return the size of `version`'s change set and an iterator over its members."""
+        name = StreamKeys(self.prefix, stream).changes(version)
+        return int(self.connection.zcard(name)), self.members(name)
+
     def compute(self, stream: str, version: int, base: int, key_path: str) -> Diff | None:
         """Diff version `version` against `base` (0: nothing) by key; None if impossible."""
         keys = StreamKeys(self.prefix, stream)
