@@ -152,6 +152,8 @@ class _Runner:
     def catch_up(self, state: DeliveryState, lost: threading.Event) -> str:
         """Load versions until the table holds the current one; return the outcome."""
         held = self.warehouse.delivered_version(self.pipeline, self.stream, self.table)
+        if held != state.delivered_version:  # the store's copy follows the destination
+            self.store.delivery_states.holds(self.stream, self.target.destination, held)
         reload = state.reload_pending
         outcome = "up_to_date"
         for _ in range(MAX_STEPS):

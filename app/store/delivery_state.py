@@ -88,6 +88,10 @@ class DeliveryStates:
             pipe.hdel(self._key(stream, destination), "retry_at_ms")
             pipe.execute()
 
+    def holds(self, stream: str, destination: str, version: int) -> None:
+        """Record the version the destination said it holds (when the store lost track)."""
+        self.connection.hset(self._key(stream, destination), "delivered_version", version)
+
     def failed(self, stream: str, destination: str, *, message: str, at: str, base: int,
                cap: int) -> int:
         """Record a failed attempt; return the seconds until the next one is due."""

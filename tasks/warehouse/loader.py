@@ -84,16 +84,24 @@ class Warehouse:
         return pipeline
 
     def delivered_version(self, pipeline: dlt.Pipeline, stream: str, table: str) -> int:
-        """Return the version the table holds (0: none, or the table is gone)."""
+        """Return the version the table holds (0: none, or the table is gone).
+
+        First forgets this table's rows of `_ds_deliveries` whose load never completed (an
+        attempt cut short), so the log holds one row per version delivered.
+        """
         naming = dlt.Schema(pipeline.pipeline_name).naming
         with pipeline.sql_client() as client:
-            deliveries = client.make_qualified_table_name(DELIVERIES_TABLE)
+            log = client.make_qualified_table_name(DELIVERIES_TABLE)
             loads = client.make_qualified_table_name("_dlt_loads")
             data = client.make_qualified_table_name(naming.normalize_table_identifier(table))
             try:
                 client.execute_sql(f"SELECT 1 FROM {data} WHERE 1 = 0")
+                client.execute_sql(
+                    f"DELETE FROM {log} WHERE stream = %s AND table_name = %s AND "
+                    f"_dlt_load_id NOT IN (SELECT load_id FROM {loads} WHERE status = 0)",
+                    stream, table)
                 found = client.execute_sql(
-                    f"SELECT max(d.version) FROM {deliveries} AS d JOIN {loads} AS l "
+                    f"SELECT max(d.version) FROM {log} AS d JOIN {loads} AS l "
                     "ON l.load_id = d._dlt_load_id WHERE l.status = 0 AND d.stream = %s "
                     "AND d.table_name = %s", stream, table)
             except DatabaseUndefinedRelation:
@@ -110,7 +118,7 @@ class Warehouse:
             **COLUMNS, DELETED: {"data_type": "bool", "hard_delete": False}}
         data = dlt.resource(rows, name=table, primary_key=key, columns=columns,
                             write_disposition="merge" if mode == "merge" else "replace")
-        log = dlt.resource([{**record, "stream": stream, "table_name": table, "mode": mode}],
-                           name=DELIVERIES_TABLE, write_disposition="append")
-        pipeline.run([data, log],
+        entry = dlt.resource([{**record, "stream": stream, "table_name": table, "mode": mode}],
+                             name=DELIVERIES_TABLE, write_disposition="append")
+        pipeline.run([data, entry],
                      loader_file_format=FILE_FORMATS.get(self.definition.type))  # type: ignore[arg-type]
