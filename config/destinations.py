@@ -22,7 +22,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from config.source_auth import EnvName
 
 DESTINATION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-TABLE_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
+# Names dlt's snake_case naming keeps as they are: no "__" (its nesting separator), no
+# trailing "_", no leading digit.
+TABLE_NAME = r"^_?[a-z][a-z0-9]*(_[a-z0-9]+)*$"
 
 # dlt's SQL destinations: each merges by primary key with hard deletes.
 DestinationType = Literal["duckdb", "motherduck", "postgres", "redshift", "snowflake",
@@ -39,7 +41,7 @@ class DestinationDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: DestinationType = Field(description="A dlt destination type, e.g. duckdb, postgres.")
-    dataset: str = Field(default="data_streams", pattern=TABLE_NAME,
+    dataset: str = Field(default="data_streams", pattern=TABLE_NAME, max_length=63,
                          description="Dataset (schema) the tables are created in.")
     credentials_env: EnvName | None = Field(
         default=None, description="Environment variable of the delivery worker holding the "
@@ -80,7 +82,7 @@ class DeliveryTarget(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     destination: str = Field(pattern=DESTINATION_NAME.pattern)
-    table: str | None = Field(default=None, pattern=TABLE_NAME,
+    table: str | None = Field(default=None, pattern=TABLE_NAME, max_length=63,
                               description="Table name; default: the stream's name.")
 
     @model_validator(mode="before")
@@ -89,8 +91,11 @@ class DeliveryTarget(BaseModel):
         return {"destination": value} if isinstance(value, str) else value
 
     def table_for(self, stream: str) -> str:
-        """Return the table name: `table`, else the stream name as an identifier."""
-        return self.table or stream.replace("-", "_")
+        """Return the table name: `table`, else the stream's name as dlt names a table."""
+        if self.table:
+            return self.table
+        name = re.sub(r"[-_]+", "_", stream).rstrip("_") or "_"
+        return f"_{name}" if name[0].isdigit() else name
 
 
 def _distinct(targets: list[DeliveryTarget]) -> list[DeliveryTarget]:

@@ -56,20 +56,23 @@ def celery_settings(redis_url: str, soft_limit: int, hard_limit: int, env: Mappi
         "redbeat_redis_options": {"socket_connect_timeout": 5, "socket_timeout": 30,
                                   "retry_on_timeout": True, "health_check_interval": 30},
         "redbeat_lock_timeout": _int(env, "BEAT_LOCK_TIMEOUT", defaults.BEAT_LOCK_TIMEOUT),
-        "task_annotations": {names.DELIVER_STREAM: delivery_time_limits(env, visibility)},
+        "task_annotations": {names.DELIVER_STREAM: delivery_time_limits(env)},
         # Finds destinations that are behind and due (after a failure, a kill, a lost message).
         "beat_schedule": {"ds-deliver-sweep": {"task": names.DELIVER_SWEEP, "schedule": sweep,
                                                "options": {"expires": sweep}}},
     }
 
 
-def delivery_time_limits(env: Mapping[str, str], visibility: int) -> dict[str, int]:
-    """Return the soft and hard time limits of a delivery task, checked like the fetch's."""
+def delivery_time_limits(env: Mapping[str, str]) -> dict[str, int]:
+    """Return the soft and hard time limits of a delivery task.
+
+    Delivery messages are acknowledged on receipt (the sweep re-sends a lost delivery), so
+    unlike the fetch's, these limits need not stay below the visibility timeout.
+    """
     soft = _int(env, "DELIVERY_SOFT_TIME_LIMIT", defaults.DELIVERY_SOFT_TIME_LIMIT)
     hard = _int(env, "DELIVERY_HARD_TIME_LIMIT", defaults.DELIVERY_HARD_TIME_LIMIT)
-    if not soft < hard < visibility:
-        raise ValueError("DELIVERY_SOFT_TIME_LIMIT < DELIVERY_HARD_TIME_LIMIT < "
-                         "VISIBILITY_TIMEOUT must hold")
+    if soft >= hard:
+        raise ValueError("DELIVERY_SOFT_TIME_LIMIT must stay below DELIVERY_HARD_TIME_LIMIT")
     return {"soft_time_limit": soft, "time_limit": hard}
 
 

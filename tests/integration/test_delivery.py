@@ -4,7 +4,6 @@ deliver worker, into a real DuckDB file and a real PostgreSQL server, read back 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -13,7 +12,7 @@ from devtools.system import System
 from tests.integration.conftest import Api
 from tests.support.upstream import Upstream
 from tests.support.waiting import stays, wait_for
-from tests.support.warehouse import Warehouse, mirrors
+from tests.support.warehouse import Warehouse, mirrors, publish, records, settled, table_of
 
 SECRET = "DS_SECRET_TEST_PG_URL"
 
@@ -45,28 +44,6 @@ def destinations(api: Api, warehouses: dict[str, Warehouse]) -> dict[str, Wareho
     return warehouses
 
 
-def records(ids: range | list[int], label: str = "a", **extra: Any) -> list[dict[str, Any]]:
-    return [{"id": i, "label": label, "n": i * 3, **extra} for i in ids]
-
-
-def publish(api: Api, upstream: Upstream, name: str, rows: list[dict[str, Any]]) -> int:
-    """Serve `rows` and have the stream publish them as a new version."""
-    before = api.current_version(name) or 0
-    upstream.feed(name, rows, page_size=10)
-    api.start(name)
-    version = wait_for(lambda: (v := api.current_version(name) or 0) > before and v,
-                       what="a new version")
-    api.stop(name)
-    return int(version)
-
-
-def settled(api: Api, name: str, version: int) -> list[dict[str, Any]]:
-    """Wait until every destination holds `version` and no delivery is running."""
-    return wait_for(lambda: (lines := api.status(name)["destinations"]) and all(
-        line["delivered_version"] == version and not line["delivering"] for line in lines)
-        and lines, timeout=60, what=f"version {version} delivered everywhere")
-
-
 def define(api: Api, upstream: Upstream, name: str) -> None:
     api.define(name, upstream.url(name), deliver_to=["lake", "pg"])
 
@@ -74,7 +51,7 @@ def define(api: Api, upstream: Upstream, name: str) -> None:
 def test_five_versions_arrive_in_order_exactly_as_served(
         api: Api, upstream: Upstream, name: str, destinations: dict[str, Warehouse]) -> None:
     define(api, upstream, name)
-    table = name.replace("-", "_")
+    table = table_of(api, name)
     versions = [records(range(1, 31)),
                 records(range(1, 31), "b")[:10] + records(range(11, 36)),
                 records(range(5, 36)),
@@ -97,7 +74,7 @@ def test_five_versions_arrive_in_order_exactly_as_served(
 def test_a_new_upstream_field_becomes_a_column(api: Api, upstream: Upstream, name: str,
                                                destinations: dict[str, Warehouse]) -> None:
     define(api, upstream, name)
-    table = name.replace("-", "_")
+    table = table_of(api, name)
     settled(api, name, publish(api, upstream, name, records(range(1, 21))))
 
     rows = records(range(1, 11), "a", color="red") + records(range(11, 21))
@@ -114,7 +91,7 @@ def test_the_same_version_twice_changes_nothing(api: Api, upstream: Upstream, na
                                                 system: System,
                                                 destinations: dict[str, Warehouse]) -> None:
     define(api, upstream, name)
-    table = name.replace("-", "_")
+    table = table_of(api, name)
     settled(api, name, publish(api, upstream, name, records(range(1, 21))))
     settled(api, name, publish(api, upstream, name, records(range(5, 25), "b")))
     pg = destinations["pg"]
@@ -141,7 +118,7 @@ def test_the_same_version_twice_changes_nothing(api: Api, upstream: Upstream, na
 def test_reload_replaces_a_tampered_table(api: Api, upstream: Upstream, name: str,
                                           destinations: dict[str, Warehouse]) -> None:
     define(api, upstream, name)
-    table = name.replace("-", "_")
+    table = table_of(api, name)
     version = publish(api, upstream, name, records(range(1, 16)))
     settled(api, name, version)
     pg = destinations["pg"]

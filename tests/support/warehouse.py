@@ -1,8 +1,9 @@
 """Reading destination tables as a data engineer would: plain SQL on DuckDB and PostgreSQL.
 
-`rows(...)` returns a table as dicts, `mirrors(rows, records)` tells whether a table holds
-exactly the served records (same keys once each, same values), and `delivered(...)` lists
-the versions `_ds_deliveries` records, in the order they were delivered.
+`Warehouse.rows(...)` returns a table as dicts, `mirrors(rows, records)` tells whether a
+table holds exactly the served records (same keys once each, same values), and
+`Warehouse.delivered(...)` lists the versions `_ds_deliveries` records, in the order they
+were delivered. `publish` and `settled` drive a stream through the real web process.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from typing import Any
 
 import duckdb
 import psycopg2
+
+from tests.support.upstream import Upstream
+from tests.support.waiting import wait_for
 
 DATASET = "data_streams"
 # Columns the delivery adds to every row, beside the record's own fields.
@@ -90,3 +94,32 @@ def mirrors(rows: list[dict[str, Any]] | None, records: list[dict[str, Any]],
         if any(value is not None for name, value in fields.items() if name not in record):
             return False
     return True
+
+
+def records(ids: range | list[int], label: str = "a", **extra: Any) -> list[dict[str, Any]]:
+    """Return flat records with keys `ids`."""
+    return [{"id": i, "label": label, "n": i * 3, **extra} for i in ids]
+
+
+def publish(api: Any, upstream: Upstream, name: str, rows: list[dict[str, Any]]) -> int:
+    """Serve `rows` and have the stream publish them as a new version; return it."""
+    before = api.current_version(name) or 0
+    upstream.feed(name, rows, page_size=max(10, len(rows) // 20))
+    api.start(name)
+    version = wait_for(lambda: (v := api.current_version(name) or 0) > before and v,
+                       timeout=60, what="a new version")
+    api.stop(name)
+    return int(version)
+
+
+def settled(api: Any, name: str, version: int, timeout: float = 60.0
+            ) -> list[dict[str, Any]]:
+    """Wait until every destination holds `version` and no delivery is running."""
+    return wait_for(lambda: (lines := api.status(name)["destinations"]) and all(
+        line["delivered_version"] == version and not line["delivering"] for line in lines)
+        and lines, timeout=timeout, what=f"version {version} delivered everywhere")
+
+
+def table_of(api: Any, name: str) -> str:
+    """Return the table a stream is delivered to, as GET /streams/<name> names it."""
+    return str(api.status(name)["destinations"][0]["table"])
