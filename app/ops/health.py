@@ -15,7 +15,11 @@ from celery import Celery
 from flask import Blueprint, Response, current_app, jsonify
 
 from app.extensions import get_redis
-from config.names import QUEUES
+from config.names import FETCH_QUEUE, INGEST_QUEUE
+
+# The queues a ready system consumes. Deliveries are not among them: without a deliver
+# worker the data is still served, and the destinations' lag shows the gap (/metrics).
+READY_QUEUES = (FETCH_QUEUE, INGEST_QUEUE)
 
 bp = Blueprint("health", __name__)
 
@@ -32,7 +36,7 @@ def redis_check(connection: redis.Redis) -> dict[str, Any]:
 
 def consumers(celery_app: Celery, timeout: float) -> dict[str, list[str]]:
     """Return, per queue, the workers that answered within `timeout` seconds."""
-    found: dict[str, list[str]] = {queue: [] for queue in QUEUES}
+    found: dict[str, list[str]] = {queue: [] for queue in READY_QUEUES}
     replies = celery_app.control.inspect(timeout=timeout).active_queues() or {}
     for node, queues in replies.items():
         for queue in queues or []:
