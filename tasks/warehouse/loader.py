@@ -120,5 +120,8 @@ class Warehouse:
                             write_disposition="merge" if mode == "merge" else "replace")
         entry = dlt.resource([{**record, "stream": stream, "table_name": table, "mode": mode}],
                              name=DELIVERIES_TABLE, write_disposition="append")
-        pipeline.run([data, entry],
+        # Root keys in nested tables from the first load on, so a replace can be followed
+        # by merges (dlt deletes a merged record's nested rows by its root key).
+        source = dlt.source(name=pipeline.pipeline_name, root_key=True)(lambda: [data, entry])
+        pipeline.run(source(),
                      loader_file_format=FILE_FORMATS.get(self.definition.type))  # type: ignore[arg-type]

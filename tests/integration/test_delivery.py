@@ -152,3 +152,22 @@ def test_status_and_metrics_show_each_destination(api: Api, upstream: Upstream, 
     listed = api.call("GET", "/destinations").json()["destinations"]
     assert {d["destination"]: d["streams"] for d in listed} == {"lake": [name], "pg": [name]}
     assert "postgresql://" not in api.call("GET", "/destinations").text
+
+
+def test_nested_objects_flatten_and_lists_follow_their_records(
+        api: Api, upstream: Upstream, name: str, destinations: dict[str, Warehouse]) -> None:
+    define(api, upstream, name)
+    table = table_of(api, name)
+    first = [{"id": i, "meta": {"size": i}, "tags": [f"t{i}", "all"]} for i in range(1, 6)]
+    settled(api, name, publish(api, upstream, name, first))
+
+    second = [{"id": i, "meta": {"size": i * 10}, "tags": [f"u{i}"]} for i in (1, 2, 3)]
+    settled(api, name, publish(api, upstream, name, second))
+
+    for warehouse in destinations.values():
+        assert {row["id"]: row["meta__size"] for row in warehouse.rows(table)} == \
+            {1: 10, 2: 20, 3: 30}
+        _, tags = warehouse.query(
+            f"SELECT p.id, c.value FROM data_streams.{table}__tags AS c LEFT JOIN "
+            f"data_streams.{table} AS p ON c._dlt_parent_id = p._dlt_id")
+        assert sorted(tags) == [(1, "u1"), (2, "u2"), (3, "u3")]
