@@ -78,6 +78,18 @@ def _scaling(rows: list[dict[str, float]], setup: dict[str, int]) -> list[str]:
     return lines
 
 
+def _delivery(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["### 6. Delivery into warehouses (targets: full delivery >= 1x dlt loading the "
+             "upstream itself; a 1%-changed version >= 10x faster than a full reload)", "",
+             _row("destination", "records", "dlt from the upstream s", "ours full s",
+                  "speed-up", "1% changed s", "full reload s", "speed-up"),
+             _row(*["---"] * 8)]
+    lines += [_row(r["destination"], _n(r["records"]), f"{r['direct_s']:.2f}",
+                   f"{r['ours_s']:.2f}", f"{r['full_speedup']:.2f}x", f"{r['merge_s']:.2f}",
+                   f"{r['reload_s']:.2f}", f"{r['merge_speedup']:.1f}x") for r in rows]
+    return lines
+
+
 def tables(results: dict[str, Any]) -> str:
     """Return every measured part as markdown tables."""
     blocks: list[list[str]] = []
@@ -91,6 +103,8 @@ def tables(results: dict[str, Any]) -> str:
         blocks.append(_memory(results["memory"]))
     if "scaling" in results:
         blocks.append(_scaling(results["scaling"], results["scaling_setup"]))
+    if "delivery" in results:
+        blocks.append(_delivery(results["delivery"]))
     return "\n\n".join("\n".join(block) for block in blocks)
 
 

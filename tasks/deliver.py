@@ -164,6 +164,10 @@ class _Runner:
                 raise DeliveryFailed("the delivery lock was lost; another attempt goes on")
             version, mode = self.plan(held, current, reload)
             self.load(version, mode)
+            if lost.is_set():  # another delivery may have loaded newer versions meanwhile
+                self.store.delivery_states.ask_reload(self.stream, self.target.destination)
+                raise DeliveryFailed("the delivery lock was lost during a load; a full "
+                                     "reload is asked for")
             if reload:
                 self.store.delivery_states.reload_done(self.stream, self.target.destination,
                                                        state.reloads_asked)

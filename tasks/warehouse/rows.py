@@ -10,12 +10,13 @@ records sharing a key the first in the version's order is, as the change set cou
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from app.records import get_path
+from app.records import get_path, parse_time
 from app.store.changesets import SEP
 
 VERSION = "_ds_version"
@@ -32,10 +33,15 @@ class Stamp:
     version: int
     published_at: str
     rows: int = 0
+    # Parsed once: dlt then has no string to parse per row.
+    moment: datetime | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.moment = parse_time(self.published_at)
 
     def mark(self, record: dict[str, Any]) -> dict[str, Any]:
         record[VERSION] = self.version
-        record[PUBLISHED_AT] = self.published_at
+        record[PUBLISHED_AT] = self.moment
         self.rows += 1
         return record
 
