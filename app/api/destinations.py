@@ -101,7 +101,8 @@ def get_destination(name: str) -> Response:
 
 
 @bp.put("/destinations/<name>")
-@openapi.document(json=DestinationDefinition, ok=DestinationAnswer, tags=("destinations",))
+@openapi.document(json=DestinationDefinition, ok=DestinationAnswer, created=True,
+                  tags=("destinations",))
 def put_destination(name: str) -> tuple[Response, int]:
     """Create or replace a destination (credentials by environment-variable name only)."""
     name = destination_name(name)

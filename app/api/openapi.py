@@ -62,10 +62,13 @@ spec = SpecTree("flask", backend=_DocumentOnly, title="data-streams API", versio
 
 
 def document(*, query: type[BaseModel] | None = None, json: type[BaseModel] | None = None,
-             ok: type[BaseModel] | None = None, status: int = 200,
+             ok: type[BaseModel] | None = None, status: int = 200, created: bool = False,
              tags: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Describe a view in the OpenAPI document: its query, body and answer models."""
-    answers = Answers(**{f"HTTP_{status}": ok})
+    """Describe a view in the OpenAPI document: its query, body and answer models.
+
+    `created`: the view also answers 201 with the same model (create or replace).
+    """
+    answers = Answers(**{f"HTTP_{status}": ok, **({"HTTP_201": ok} if created else {})})
     return spec.validate(query=query, json=json, resp=answers, tags=tags,
                          validation_error_status=422)
 

@@ -58,7 +58,10 @@ def live_url(redis_server: RedisServer) -> Iterator[str]:
     connection = app.extensions["redis"]
     for key in connection.scan_iter(f"{PREFIX}:*", count=1000):
         connection.delete(key)
-    for key in connection.scan_iter("{redbeat}:*", count=1000):
+    # Only the entries of streams started here: beat's own keys (its lock, its static
+    # entries) belong to the session's beat, which exits when its lock disappears.
+    for key in connection.scan_iter("{redbeat}:stream:*", count=1000):
+        connection.zrem("{redbeat}::schedule", key)
         connection.delete(key)
 
 
