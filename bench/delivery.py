@@ -2,9 +2,10 @@
 
 - Full delivery against its baseline: dlt loading the same upstream itself (a resource
   paging the demo upstream with requests, as a dlt user writes it), into the same
-  destination with the same file format and replace strategy. Ours delivers a published
-  version from the store: `ds.deliver.stream`, run in this process (the deliver worker's
-  code, without the queue's latency).
+  destination with the same file format and replace strategy, from the upstream as it
+  is on loopback (no latency) and with 20 ms per page (as the scaling benchmark). Ours
+  delivers a published version from the store: `ds.deliver.stream`, run in this process
+  (the deliver worker's code, without the queue's latency).
 - A version with 1% of its records changed (a merge of its change set) against a full
   reload of the same version (`POST .../reload`: a replace).
 
@@ -33,9 +34,11 @@ from tasks.warehouse.loader import FILE_FORMATS, Warehouse
 from tests.support.seed import Seeder
 
 SECRET = "DS_SECRET_BENCH_PG_URL"
-REPEAT = 2
+REPEAT = 3
 CHANGED = 0.01
 CHUNK = 1000
+# Upstream latency of the second baseline, in ms per page.
+DELAY_MS = 20
 
 
 def pages(url: str, counted: list[int] | None = None) -> Iterator[list[dict[str, Any]]]:
@@ -93,6 +96,7 @@ def compare(world: World, total: int) -> list[dict[str, float | str]]:
                       "DELIVERY_WORK_DIR": str(WORK_DIR / "dlt")})
     url = world.upstream.url(total)
     records = [record for page in pages(url) for record in page]  # what the upstream serves
+    urls = (url, world.upstream.url(total, DELAY_MS))
     kinds = {"duckdb": DestinationDefinition(type="duckdb", path="bench.duckdb"),
              "postgres": DestinationDefinition(type="postgres", credentials_env=SECRET)}
     rows = []
@@ -102,14 +106,14 @@ def compare(world: World, total: int) -> list[dict[str, float | str]]:
 
             deliver = app.extensions["celery"].tasks[names.DELIVER_STREAM]
             for kind, definition in kinds.items():
-                rows.append(_one(world, app, deliver, kind, definition, records, url))
+                rows.append(_one(world, app, deliver, kind, definition, records, urls))
     finally:
         postgres.close()
     return rows
 
 
 def _one(world: World, app: Any, deliver: Any, kind: str, definition: DestinationDefinition,
-         records: list[dict[str, Any]], url: str) -> dict[str, float | str]:
+         records: list[dict[str, Any]], urls: tuple[str, str]) -> dict[str, float | str]:
     store = get_store()
     stream = f"deliver-{kind}"
     store.destinations.put(kind, definition)
@@ -117,14 +121,15 @@ def _one(world: World, app: Any, deliver: Any, kind: str, definition: Destinatio
         {"source": {"url": "http://127.0.0.1:9/never"}, "key": "id", "deliver_to": [kind]}))
     seed = Seeder(app)
     stage(seed, stream, records)
-    fulls, directs, merges, reloads = [], [], [], []
+    fulls, directs, slows, merges, reloads = [], [], [], [], []
     loaded = 0
     for round_ in range(REPEAT):
         if round_:
             store.delivery_states.ask_reload(stream, kind)
         fulls.append(timed(deliver, stream, kind))
-        seconds, loaded = direct(kind, definition, url)
+        seconds, loaded = direct(kind, definition, urls[0])
         directs.append(seconds)
+        slows.append(direct(kind, definition, urls[1])[0])
     current = list(records)
     for round_ in range(REPEAT + 1):  # each version changes another 1% of the records
         for index in range(round_, len(current), int(1 / CHANGED)):
@@ -135,7 +140,9 @@ def _one(world: World, app: Any, deliver: Any, kind: str, definition: Destinatio
             store.delivery_states.ask_reload(stream, kind)
             reloads.append(timed(deliver, stream, kind))
     world.forget(f"ds:{{{stream}}}*")
-    full, base, merge, reload = min(fulls), min(directs), min(merges), min(reloads)
+    full, base, slow = min(fulls), min(directs), min(slows)
+    merge, reload = min(merges), min(reloads)
     return {"destination": kind, "records": len(records), "direct_records": loaded,
             "direct_s": base, "ours_s": full, "full_speedup": base / full,
+            "direct_slow_s": slow, "slow_speedup": slow / full,
             "merge_s": merge, "reload_s": reload, "merge_speedup": reload / merge}

@@ -187,10 +187,12 @@ class _Runner:
     def load(self, version: int, mode: str) -> None:
         """Load one version and record it."""
         from tasks.warehouse import rows
+        from tasks.warehouse.loader import timestamp
 
         started = time.monotonic()
         batch = self.store.reader.batch(self.stream, version)
-        stamp = rows.Stamp(version, str(batch.get("published_at") or batch["finished_at"]))
+        published = str(batch.get("published_at") or batch["finished_at"])
+        stamp = rows.Stamp(version, published, timestamp(published))
         key = self.definition.key
         if mode == "replace":
             chunks = self.store.reader.export(self.stream, version, EVERYTHING, rows.CHUNK)

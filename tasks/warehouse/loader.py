@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.common.time import ensure_pendulum_datetime
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from tasks.warehouse.rows import DELETED, PUBLISHED_AT, VERSION
@@ -37,6 +39,11 @@ FILE_FORMATS = {"duckdb": "parquet"}
 COLUMNS: dict[str, Any] = {VERSION: {"data_type": "bigint"},
                            PUBLISHED_AT: {"data_type": "timestamp"},
                            DELETED: {"data_type": "bool", "hard_delete": True}}
+
+
+def timestamp(text: str) -> datetime:
+    """Return an ISO-8601 time as the UTC time type dlt coerces without work per row."""
+    return ensure_pendulum_datetime(text)
 
 
 class CredentialsMissing(Exception):

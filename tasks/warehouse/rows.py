@@ -10,13 +10,13 @@ records sharing a key the first in the version's order is, as the change set cou
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from app.records import get_path, parse_time
+from app.records import get_path
 from app.store.changesets import SEP
 
 VERSION = "_ds_version"
@@ -28,16 +28,16 @@ CHUNK = 5000
 
 @dataclass
 class Stamp:
-    """The version a delivery writes, and the count of rows it handed over."""
+    """The version a delivery writes, and the count of rows it handed over.
+
+    `moment` is `published_at` parsed once, in the time type dlt coerces fastest
+    (`loader.timestamp`): dlt then converts nothing per row.
+    """
 
     version: int
     published_at: str
+    moment: datetime
     rows: int = 0
-    # Parsed once: dlt then has no string to parse per row.
-    moment: datetime | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        self.moment = parse_time(self.published_at)
 
     def mark(self, record: dict[str, Any]) -> dict[str, Any]:
         record[VERSION] = self.version
@@ -66,7 +66,7 @@ def _record(member: str) -> dict[str, Any] | None:
 def snapshot(chunks: Iterable[list[str]], key_path: str, stamp: Stamp
              ) -> Iterator[list[dict[str, Any]]]:
     """Yield every keyed record of a version (first of each key), CHUNK rows at a time."""
-    seen: set[bytes] = set()
+    seen: set[Any] = set()
     rows: list[dict[str, Any]] = []
     for chunk in chunks:
         for member in chunk:
@@ -74,7 +74,8 @@ def snapshot(chunks: Iterable[list[str]], key_path: str, stamp: Stamp
             key = None if record is None else get_path(record, key_path, None)
             if record is None or key is None:
                 continue
-            marker = orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
+            marker = (type(key), key) if isinstance(key, str | int | float) else \
+                orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
             if marker in seen:
                 continue
             seen.add(marker)
