@@ -119,10 +119,10 @@ def _deliver(store: Store, stream: str, definition: StreamDefinition, target: De
     try:
         if found is None:
             raise DeliveryFailed(f"destination {target.destination!r} is not defined")
-        from tasks.warehouse.loader import Warehouse  # dlt: the delivery worker's alone
+        from tasks.warehouse.loader import warehouse as warehouse_for  # dlt: deliver only
 
-        warehouse = Warehouse(target.destination, found, duckdb_dir=config["DUCKDB_DIR"],
-                              work_dir=config["DELIVERY_WORK_DIR"])
+        warehouse = warehouse_for(target.destination, found, duckdb_dir=config["DUCKDB_DIR"],
+                                  work_dir=config["DELIVERY_WORK_DIR"])
         runner = _Runner(store, stream, definition, target, warehouse)
         return runner.catch_up(state, lost)
     except Exception as exc:

@@ -63,6 +63,23 @@ def credentials(definition: DestinationDefinition, duckdb_dir: str) -> Any:
     return str(path.resolve())
 
 
+_warehouses: dict[tuple[str, str, str, str], Warehouse] = {}
+
+
+def warehouse(name: str, definition: DestinationDefinition, *, duckdb_dir: str,
+              work_dir: str) -> Warehouse:
+    """Return this process's `Warehouse` for a destination as now defined.
+
+    Kept per process, with its pipelines: creating them costs dlt more than a small
+    merge does. A changed definition gets a new one.
+    """
+    key = (name, definition.model_dump_json(), duckdb_dir, work_dir)
+    if key not in _warehouses:
+        _warehouses[key] = Warehouse(name, definition, duckdb_dir=duckdb_dir,
+                                     work_dir=work_dir)
+    return _warehouses[key]
+
+
 class Warehouse:
     """One destination, as dlt pipelines per stream."""
 
@@ -76,15 +93,19 @@ class Warehouse:
         assert destination is not None
         self.destination = destination
         self.work_dir = work_dir
+        self._pipelines: dict[str, dlt.Pipeline] = {}
 
     def pipeline(self, stream: str) -> dlt.Pipeline:
         """Return the stream's pipeline, with nothing pending from an earlier attempt."""
-        name = f"ds__{self.name}__{stream}".replace("-", "_")
-        pipeline = dlt.pipeline(pipeline_name=name, pipelines_dir=self.work_dir,
-                                destination=self.destination,
-                                dataset_name=self.definition.dataset)
-        # What the destination holds is read by `delivered_version`, not from dlt's state.
-        pipeline.config.restore_from_destination = False
+        pipeline = self._pipelines.get(stream)
+        if pipeline is None:
+            name = f"ds__{self.name}__{stream}".replace("-", "_")
+            pipeline = dlt.pipeline(pipeline_name=name, pipelines_dir=self.work_dir,
+                                    destination=self.destination,
+                                    dataset_name=self.definition.dataset)
+            # What the destination holds is read by `delivered_version`, not dlt's state.
+            pipeline.config.restore_from_destination = False
+            self._pipelines[stream] = pipeline
         # A package left by a killed attempt may be older than what another attempt loaded.
         if pipeline.has_pending_data:
             pipeline.drop_pending_packages()
