@@ -20,10 +20,11 @@
     │   ├── ValidationFailed      422 validation_failed
     │   └── StoreUnavailable      503 store_unavailable (Redis unreachable; Retry-After)
     └── UpstreamError             a fetch failed; `kind` is machine-readable
-        └── MiddlewareError       kind "middleware": names the middleware (index, type)
+        ├── MiddlewareError       kind "middleware": names the middleware (index, type)
+        └── BadRecord             kind "bad_record": names the page and the position
         (kinds: http_status, timeout, connection, invalid_json, records_path,
-         pagination_loop, auth, forbidden_host, response_too_large, middleware,
-         cancelled, lock_lost, poison, internal)
+         pagination_loop, incomplete, auth, forbidden_host, response_too_large, middleware,
+         bad_record, cancelled, lock_lost, worker_lost, staging_expired, poison, internal)
 
 Third-party errors (requests, redis) are translated at the boundary that calls them, so
 callers only ever see these.
@@ -139,7 +140,7 @@ class UpstreamError(DataStreamsError):
 
     def __init__(self, kind: str, message: str, *, status: int | None = None,
                  page: int | None = None, attempts: int | None = None,
-                 url: str | None = None) -> None:
+                 url: str | None = None, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -147,10 +148,12 @@ class UpstreamError(DataStreamsError):
         self.page = page
         self.attempts = attempts
         self.url = url
+        self.details = details or {}
 
     def to_dict(self) -> dict[str, Any]:
         fields = {"kind": self.kind, "message": self.message, "status": self.status,
-                  "page": self.page, "attempts": self.attempts, "url": self.url}
+                  "page": self.page, "attempts": self.attempts, "url": self.url,
+                  **self.details}
         return {key: value for key, value in fields.items() if value is not None}
 
 
@@ -165,3 +168,17 @@ class MiddlewareError(UpstreamError):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "middleware": {"index": self.index, "type": self.type}}
+
+
+class BadRecord(UpstreamError):
+    """A record the store cannot hold (its `order_by` value is no finite number or time).
+
+    `position` counts from 1 within page `page`; the whole batch fails with it.
+    """
+
+    def __init__(self, page: int, position: int, message: str) -> None:
+        super().__init__("bad_record", f"page {page}, record {position}: {message}", page=page)
+        self.position = position
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "position": self.position}

@@ -78,8 +78,60 @@ def _scaling(rows: list[dict[str, float]], setup: dict[str, int]) -> list[str]:
     return lines
 
 
+def _compression(rows: list[dict[str, Any]], total: int) -> list[str]:
+    lines = [f"### 6. Compression: a whole NDJSON export ({_n(total)} records) and a JSON page "
+             "of 1,000, per Accept-Encoding (baseline: identity)", "",
+             _row("coding", "export bytes", "x identity size", "export s", "x identity time",
+                  "page bytes", "page ms", "x identity"),
+             _row(*["---"] * 8)]
+    for r in rows:
+        page = (f"{r['page_bytes']:,}", f"{r['page_ms']:.1f}", f"{r['page_ratio']:.2f}x"
+                ) if "page_ms" in r else ("", "", "")
+        lines.append(_row(r["coding"], f"{r['export_bytes']:,}", f"{r['size_ratio']:.3f}x",
+                          f"{r['export_s']:.3f}", f"{r['time_ratio']:.2f}x", *page))
+    return lines
+
+
+def _listing(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["### 7. Stream list at 1,000 streams, 1 in 4 running (target p95 < 200 ms; "
+             "baseline: the whole list in one answer)", "",
+             _row("request", "p50 ms", "p95 ms", "p95 x baseline"), _row(*["---"] * 4)]
+    lines += [_row(r["case"], f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
+                   f"{r['ratio']:.2f}x") for r in rows]
+    return lines
+
+
+def _cluster(r: dict[str, Any]) -> list[str]:
+    lines = [f"### 8. The store on one Redis and on a 3-master cluster (a replica each): "
+             f"{r['streams']} streams x {_n(r['records_per_stream'])} records at once", "",
+             _row("round", "store", "rec/s", "cluster/one", "streams per master",
+                  "commands per master", "CPU s per master", "rec/s per core of the busiest"),
+             _row(*["---"] * 8)]
+    for index, (one, three) in enumerate(zip(r["one"], r["cluster"], strict=True)):
+        for label, run in (("one Redis", one), ("cluster", three)):
+            ports = sorted(run["command_share"], key=lambda p: -run["command_share"][p])
+            lines.append(_row(
+                index + 1, label, f"{run['rps']:,.0f}",
+                f"{three['rps'] / one['rps']:.2f}x" if run is three else "",
+                " / ".join(str(run["streams_per_master"][p]) for p in ports),
+                " / ".join(f"{run['command_share'][p]:.0%}" for p in ports),
+                " / ".join(f"{run['master_cpu_s'][p]:.1f}" for p in ports),
+                f"{run['records'] / max(run['master_cpu_s'].values()):,.0f}"))
+    one, three = r["one"][-1], r["cluster"][-1]
+    lines += ["", _row("CPU seconds in the last round", "one Redis", "cluster"),
+              _row(*["---"] * 3)]
+    for name in sorted(set(one["process_cpu_s"]) | set(three["process_cpu_s"])):
+        lines.append(_row(name, *(f"{run['process_cpu_s'].get(name, 0.0):.1f}"
+                                  for run in (one, three))))
+    lines.append(_row("redis: store masters", *(f"{sum(run['master_cpu_s'].values()):.1f}"
+                                                for run in (one, three))))
+    lines.append(_row("redis: broker and replicas", "(in the one)",
+                      f"{three['other_redis_cpu_s']:.1f}"))
+    return lines
+
+
 def _delivery(rows: list[dict[str, Any]]) -> list[str]:
-    lines = ["### 6. Delivery into warehouses (targets: full delivery >= 1x dlt loading the "
+    lines = ["### 9. Delivery into warehouses (targets: full delivery >= 1x dlt loading the "
              "upstream itself; a 1%-changed version >= 10x faster than a full reload)", "",
              _row("destination", "records", "ours full s", "dlt from the upstream s",
                   "speed-up", "same, +20 ms/page s", "speed-up", "1% changed s",
@@ -106,6 +158,12 @@ def tables(results: dict[str, Any]) -> str:
         blocks.append(_memory(results["memory"]))
     if "scaling" in results:
         blocks.append(_scaling(results["scaling"], results["scaling_setup"]))
+    if "compression" in results:
+        blocks.append(_compression(results["compression"], results["compression_records"]))
+    if "listing" in results:
+        blocks.append(_listing(results["listing"]))
+    if "cluster" in results:
+        blocks.append(_cluster(results["cluster"]))
     if "delivery" in results:
         blocks.append(_delivery(results["delivery"]))
     return "\n\n".join("\n".join(block) for block in blocks)

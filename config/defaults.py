@@ -1,7 +1,22 @@
 """Defaults for every setting, each with its unit. The environment overrides them."""
 
-# Redis, used as Celery broker, RedBeat store and batch store.
+# Redis of the Celery broker and RedBeat (one Redis or Sentinel; config/redis_url.py). The
+# batch store's, STORE_URL, defaults to the same.
 REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# On a store with replicas (cluster, Sentinel): how long a new batch version and a publish
+# wait for one replica to hold them before going on anyway (with a warning), in ms.
+REPLICA_WAIT_MS = 500
+
+# An ingest step that finds the store unreachable (a failover, a restart) is retried 1, 2,
+# 4, ... seconds later, at most STORE_RETRY_BACKOFF_MAX seconds apart, STORE_RETRIES times
+# (about four minutes in all), so no page of a batch in flight is dropped.
+STORE_RETRIES = 12
+STORE_RETRY_BACKOFF_MAX = 30
+# Sending a Celery message to a broker that is failing over is retried 0, 0.5, 1, ... at
+# most 3 seconds apart, 10 times (about 20 seconds in all) before the sender gives up.
+PUBLISH_RETRY_POLICY = {"max_retries": 10, "interval_start": 0, "interval_step": 0.5,
+                        "interval_max": 3}
 
 # Key prefix of every data-streams key (the store's layout is in app/store/keys.py).
 KEY_PREFIX = "ds"
@@ -22,13 +37,17 @@ FETCH_SOFT_TIME_LIMIT = 600
 FETCH_HARD_TIME_LIMIT = 660
 # Broker visibility timeout, in seconds: must stay above every task's hard time limit.
 VISIBILITY_TIMEOUT = 3600
-# Extra life of a stream's batch lock beyond the hard time limit, in seconds, so the ingest
-# consumer can finish storing the last pages of a batch after the fetch has ended.
-LOCK_SLACK_SECONDS = 120
+# Life of a batch's lease (the stream's batch lock) without renewal, in seconds: a batch
+# whose worker died frees its stream this long after the last renewal.
+LEASE_TTL_SECONDS = 30
+# How often the running fetch (and a settling ingest consumer) renews the lease, in seconds.
+LEASE_RENEW_SECONDS = 5
 
-# Where the status page links to Flower. Not FLOWER_*: Flower reads every such variable
-# as one of its own options and refuses to start on an unknown one.
-UI_FLOWER_URL = "http://127.0.0.1:5555"
+# Flower's port (the Procfile's flower line reads FLOWER_PORT with the same default).
+FLOWER_PORT = 5555
+# Where the status page links to Flower, {port} being FLOWER_PORT. Not FLOWER_*: Flower
+# reads every such variable as one of its own options and refuses to start on an unknown one.
+UI_FLOWER_URL = "http://127.0.0.1:{port}"
 
 # How many published versions stay readable.
 KEEP_VERSIONS = 3
@@ -44,6 +63,17 @@ CHANGE_HISTORY = 24
 DEFAULT_PAGE_LIMIT = 100
 MAX_PAGE_LIMIT = 10_000
 
+# Page size of the lists GET /streams and GET /streams/<name>/batches: default and
+# maximum, in items; and the most items one page of a list filtered by state or status
+# examines (a page may then hold fewer items and still have a next_cursor).
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 1000
+LIST_SCAN_LIMIT = 1000
+
+# How long a client or cache may keep an answer about a pinned version (?version=, or a
+# cursor), in seconds: a published version never changes. The current version: no-cache.
+PINNED_MAX_AGE_SECONDS = 365 * 24 * 3600
+
 # Upstream guard: most pages one batch may fetch.
 MAX_PAGES = 10_000
 # Upstream guard: largest response body one page may have, in bytes.
@@ -58,6 +88,17 @@ READY_TIMEOUT_SECONDS = 1.0
 # Level of the JSON log lines of every process.
 LOG_LEVEL = "INFO"
 
+# Upstream secrets: the prefix every environment variable named by a definition's `*_env`
+# fields must have, so no definition can send the server's own settings upstream.
+SECRET_ENV_PREFIX = "DS_SECRET_"
+# /readyz: how long one answer is reused by every caller of a web process, in seconds.
+READY_CACHE_SECONDS = 5.0
+# Without API_TOKEN, state-changing requests must come from the server's own origin:
+# http(s)://127.0.0.1, localhost or [::1] at the port the request reached. TRUSTED_ORIGINS
+# (a comma list such as "https://ds.example.com") adds others; none by default.
+TRUSTED_ORIGINS: tuple[str, ...] = ()
+# Deepest nesting of arrays and objects a JSON request body may have, in levels.
+MAX_JSON_DEPTH = 64
 # Deliveries to destinations (config/destinations.py).
 # How often beat looks for destinations that are behind and due, in seconds.
 DELIVERY_SWEEP_SECONDS = 10

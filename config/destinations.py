@@ -115,8 +115,12 @@ def valid_destination_name(name: str) -> bool:
     return bool(DESTINATION_NAME.match(name))
 
 
-def load_destinations_file(path: str | Path) -> dict[str, DestinationDefinition]:
-    """Read `{"destinations": {name: definition}}` from YAML or JSON; ${VARS} are expanded."""
+def load_destinations_file(path: str | Path, context: dict[str, Any] | None = None
+                           ) -> dict[str, DestinationDefinition]:
+    """Read `{"destinations": {name: definition}}` from YAML or JSON; ${VARS} are expanded.
+
+    `context` is the validation context (the secret variable prefix).
+    """
     text = os.path.expandvars(Path(path).read_text(encoding="utf-8"))
     raw: Any = yaml.safe_load(text) or {}
     found = raw.get("destinations", {}) if isinstance(raw, dict) else {}
@@ -124,5 +128,5 @@ def load_destinations_file(path: str | Path) -> dict[str, DestinationDefinition]
     for name, body in (found or {}).items():
         if not valid_destination_name(str(name)):
             raise ValueError(f"invalid destination name in {path}: {name!r}")
-        result[str(name)] = DestinationDefinition.model_validate(body)
+        result[str(name)] = DestinationDefinition.model_validate(body, context=context)
     return result

@@ -122,7 +122,8 @@ def _deliver(store: Store, stream: str, definition: StreamDefinition, target: De
         from tasks.warehouse.loader import warehouse as warehouse_for  # dlt: deliver only
 
         warehouse = warehouse_for(target.destination, found, duckdb_dir=config["DUCKDB_DIR"],
-                                  work_dir=config["DELIVERY_WORK_DIR"])
+                                  work_dir=config["DELIVERY_WORK_DIR"],
+                                  secret_prefix=config["SECRET_ENV_PREFIX"])
         runner = _Runner(store, stream, definition, target, warehouse)
         return runner.catch_up(state, lost)
     except Exception as exc:

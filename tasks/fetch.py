@@ -1,9 +1,11 @@
 """The fetch task: one batch of one stream, from upstream pages to ingest messages.
 
-Beat sends ``ds.fetch.stream`` on each tick. The task takes the stream's batch lock and
-its next version in one step (at most one batch in flight), pages through the upstream,
-runs each page through the stream's middleware and sends it to the ingest queue, then
-announces the totals. Any failure ends the batch as failed; the served version stays.
+Beat sends ``ds.fetch.stream`` on each tick. The task takes the stream's batch lease and
+its next version in one step (at most one batch in flight), keeps the lease alive from a
+heartbeat thread, pages through the upstream, runs each page through the stream's
+middleware and sends it to the ingest queue, then announces the totals. Any failure ends
+the batch as failed; the served version stays. A worker that dies stops its heartbeat, so
+the stream is free again one lease TTL later.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from flask import current_app
 
 from app.exceptions import UpstreamError
 from app.extensions import Store, get_store
+from app.ops import metrics
 from app.ops.logs import bind
 from app.records import now_iso, to_entries
 from app.store.locks import BatchLease
 from config import names
 from config.streams import StreamDefinition
+from tasks.heartbeat import Heartbeat
 from tasks.middleware import BatchContext, build_chain
 from tasks.protocol import Outbox
 from tasks.schema_infer import SchemaBuilder
@@ -33,7 +37,16 @@ from tasks.upstream import Pager
 log = logging.getLogger(__name__)
 
 
-@shared_task(name=names.FETCH_STREAM, bind=True, acks_late=False, ignore_result=True)
+class BatchFailed(Exception):
+    """Raised once a failed batch is recorded, so the task ends FAILURE in Flower.
+
+    The message is already acknowledged (``acks_late=False``), so raising re-runs nothing;
+    it is an expected exception (``throws``): Celery logs it without a traceback.
+    """
+
+
+@shared_task(name=names.FETCH_STREAM, bind=True, acks_late=False, ignore_result=True,
+             throws=(BatchFailed,))
 def fetch_stream(self: Task, stream: str) -> dict[str, Any]:
     """Fetch one batch of `stream` and hand it to data-streams."""
     store = get_store()
@@ -46,30 +59,36 @@ def fetch_stream(self: Task, stream: str) -> dict[str, Any]:
     if isinstance(lease, str):
         log.info("fetch skipped stream=%s reason=%s", stream, lease)
         return {"stream": stream, "skipped": lease}
+    if lease.took_over:
+        metrics.observe_batch(stream, "abandoned")
+        log.warning("batch abandoned stream=%s version=%s kind=worker_lost: its lease lapsed; "
+                    "batch %s took over", stream, lease.took_over, lease.version)
     outbox = Outbox(current_app.extensions["celery"], lease)
-    outbox.begin()
-    log.info("batch started stream=%s version=%s", stream, lease.version)
-    try:
-        with bind(version=lease.version):  # every log line of the batch names its version
-            return run_batch(store, definition, lease, outbox)
-    except UpstreamError as exc:
-        return _failed(outbox, lease, exc)
-    except SoftTimeLimitExceeded:
-        return _failed(outbox, lease, UpstreamError("timeout", "fetch exceeded its time limit"))
-    except Exception as exc:
-        # A bug or a lost connection: end the batch now (not when its lock expires), then
-        # let Celery log the traceback. The message names the type only: no data leaks.
-        with contextlib.suppress(Exception):
-            _failed(outbox, lease, UpstreamError("internal", type(exc).__name__))
-        raise
+    with Heartbeat(store.locks, lease, current_app.config["LEASE_RENEW_SECONDS"]) as heartbeat:
+        try:
+            outbox.begin()
+            log.info("batch started stream=%s version=%s", stream, lease.version)
+            with bind(version=lease.version):  # every log line of the batch names its version
+                return run_batch(store, definition, lease, outbox, heartbeat)
+        except UpstreamError as exc:
+            raise _failed(outbox, lease, exc) from None
+        except SoftTimeLimitExceeded:
+            raise _failed(outbox, lease, UpstreamError(
+                "timeout", "fetch exceeded its time limit")) from None
+        except Exception as exc:
+            # A bug or a lost connection: end the batch now (not when its lease lapses), then
+            # let Celery log the traceback. The message names the type only: no data leaks.
+            _fail_anyhow(store, outbox, lease, UpstreamError("internal", type(exc).__name__))
+            raise
 
 
 def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
-              outbox: Outbox) -> dict[str, Any]:
+              outbox: Outbox, heartbeat: Heartbeat) -> dict[str, Any]:
     """Send every page of the upstream, then the batch totals."""
     started = time.monotonic()
     pager = Pager(definition.source, rate_limits=store.rate_limits, tokens=store.oauth_tokens,
-                  stream=lease.stream, allowed_hosts=current_app.config["ALLOWED_SOURCE_HOSTS"])
+                  stream=lease.stream, allowed_hosts=current_app.config["ALLOWED_SOURCE_HOSTS"],
+                  secret_prefix=current_app.config["SECRET_ENV_PREFIX"])
     context = BatchContext(stream=lease.stream, version=lease.version, fetched_at=now_iso(),
                            source_url=definition.source.url)
     chain = build_chain(definition,
@@ -77,8 +96,8 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
     schema = SchemaBuilder()
     pages = records = 0
     for page in pager:
-        if not store.locks.extend(lease):
-            raise UpstreamError("lock_lost", "the batch lost its lock (cancelled or expired)",
+        if heartbeat.lost.is_set():
+            raise UpstreamError("lock_lost", "the batch lost its lease (cancelled or lapsed)",
                                 page=page.number)
         with bind(page=page.number):
             kept = chain.apply(page.records, replace(context, page=page.number))
@@ -88,6 +107,8 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
     if held:  # records a middleware held back (dedupe keeping the last) go as a last page
         records += _send(outbox, definition, schema, pages + 1, held)
         pages += 1
+    if heartbeat.lost.is_set():
+        raise UpstreamError("lock_lost", "the batch lost its lease (cancelled or lapsed)")
     info = {"stop_reason": pager.stop_reason or "no_next",
             "fetch_seconds": round(time.monotonic() - started, 3),
             "middleware": chain.stats(), "schema": schema.result()}
@@ -106,10 +127,24 @@ def _send(outbox: Outbox, definition: StreamDefinition, schema: SchemaBuilder, n
     return len(kept)
 
 
-def _failed(outbox: Outbox, lease: BatchLease, exc: UpstreamError) -> dict[str, Any]:
+def _fail_anyhow(store: Store, outbox: Outbox, lease: BatchLease, exc: UpstreamError) -> None:
+    """Fail the batch through the ingest queue; with the broker unreachable, in the store."""
+    try:
+        _failed(outbox, lease, exc)
+    except Exception:
+        # The broker is failing over: the ingest consumer cannot hear of it, and the lock
+        # would keep the stream's next batches out until it expires.
+        with contextlib.suppress(Exception):
+            store.writer.finish(lease.stream, lease.version, "failed", exc.to_dict())
+            store.locks.release(lease)
+
+
+def _failed(outbox: Outbox, lease: BatchLease, exc: UpstreamError) -> BatchFailed:
+    """End the batch as failed; return the exception that tells Celery (and Flower) so."""
     error = exc.to_dict()
     outbox.fail(error)
     log.warning("batch failed stream=%s version=%s kind=%s page=%s",
                 lease.stream, lease.version, exc.kind, exc.page,
                 extra={"version": lease.version, "page": exc.page, "kind": exc.kind})
-    return {"stream": lease.stream, "version": lease.version, "error": error}
+    return BatchFailed(f"batch {lease.version} of {lease.stream} failed: {exc.kind}: "
+                       f"{exc.message}")

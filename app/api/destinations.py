@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from pydantic import BaseModel, ConfigDict
 
 from app import control, delivery
@@ -16,6 +16,7 @@ from app.api import inputs, openapi
 from app.exceptions import Conflict, NotFound, ValidationFailed
 from app.extensions import Store, get_celery, get_store
 from config.destinations import DestinationDefinition, valid_destination_name
+from config.source_auth import SECRET_PREFIX_CONTEXT
 from config.streams import StreamDefinition
 
 bp = Blueprint("destinations", __name__)
@@ -106,7 +107,8 @@ def get_destination(name: str) -> Response:
 def put_destination(name: str) -> tuple[Response, int]:
     """Create or replace a destination (credentials by environment-variable name only)."""
     name = destination_name(name)
-    definition = inputs.body(DestinationDefinition)
+    definition = inputs.body(DestinationDefinition, context={
+        SECRET_PREFIX_CONTEXT: current_app.config["SECRET_ENV_PREFIX"]})
     store = get_store()
     created = store.destinations.put(name, definition)
     return jsonify({**_answer(store, name, definition), "created": created}), \

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from app import control
-from app.api import destinations, inputs, models, openapi
+from app import control, redaction
+from app.api import destinations, http_cache, inputs, listing, models, openapi
 from app.extensions import get_store
 from app.schedule import Schedules
-from config.middleware import PREFIXES_CONTEXT
+from config.middleware import LOCAL_REFS_CONTEXT, PREFIXES_CONTEXT
+from config.source_auth import SECRET_PREFIX_CONTEXT
 from config.streams import StreamDefinition
 
 bp = Blueprint("streams", __name__, url_prefix="/streams")
@@ -19,33 +20,39 @@ def schedules() -> Schedules:
 
 
 @bp.get("")
-@openapi.document(ok=models.StreamList, tags=("streams",))
+@openapi.document(query=listing.StreamsQuery, ok=models.StreamList, tags=("streams",))
 def list_streams() -> Response:
-    """List every stream with its state."""
-    return jsonify({"streams": control.summary(get_store(), schedules())})
+    """List the streams by name, a page at a time, with their state and current version."""
+    query = inputs.query(listing.StreamsQuery)
+    page = listing.streams(get_store(), schedules(), query)
+    response = jsonify({"streams": page.streams, "next_cursor": page.next_cursor})
+    return http_cache.link_next(response, page.next_cursor)
 
 
 @bp.put("/<name>")
 @openapi.document(json=StreamDefinition, ok=models.StreamSaved, tags=("streams",))
 def put_stream(name: str) -> tuple[Response, int]:
     """Create or replace a stream definition."""
-    name = inputs.stream_name(name)
-    prefixes = current_app.config.get("CUSTOM_MIDDLEWARE_PREFIXES", [])
-    definition = inputs.body(StreamDefinition, context={PREFIXES_CONTEXT: prefixes})
+    name = inputs.new_stream_name(name)
+    config = current_app.config
+    definition = inputs.body(StreamDefinition, context={
+        PREFIXES_CONTEXT: config.get("CUSTOM_MIDDLEWARE_PREFIXES", []),
+        SECRET_PREFIX_CONTEXT: config["SECRET_ENV_PREFIX"], LOCAL_REFS_CONTEXT: True})
     inputs.source_hosts(definition, current_app.config["ALLOWED_SOURCE_HOSTS"])
     inputs.interval(definition.interval_seconds)
     destinations.check_targets(get_store(), definition)
     created = get_store().definitions.put(name, definition)
-    body = {"stream": name, "created": created, "definition": definition.model_dump(mode="json")}
+    body = {"stream": name, "created": created,
+            "definition": redaction.definition(definition.model_dump(mode="json"))}
     return jsonify(body), 201 if created else 200
 
 
 @bp.get("/<name>")
-@openapi.document(ok=models.StreamState, tags=("streams",))
+@openapi.document(ok=models.StreamState, tags=("streams",), conditional=True)
 def get_stream(name: str) -> Response:
     """Describe a stream: definition, state, current version, batch in progress."""
     name = inputs.stream_name(name)
-    return jsonify(control.describe(get_store(), schedules(), name))
+    return http_cache.weakly_tagged(control.describe(get_store(), schedules(), name))
 
 
 @bp.delete("/<name>")

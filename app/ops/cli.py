@@ -6,9 +6,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.extensions import get_redis, get_store
+from app.extensions import get_store
 from app.ops import redis_checks
 from config.destinations import load_destinations_file
+from config.middleware import LOCAL_REFS_CONTEXT
+from config.source_auth import SECRET_PREFIX_CONTEXT
 from config.streams import load_streams_file
 
 
@@ -17,16 +19,23 @@ from config.streams import load_streams_file
 @with_appcontext
 def load_streams(path: str | None) -> None:
     """Create or replace the destinations and streams defined in PATH ($STREAMS_FILE)."""
-    redis_checks.warn_if_evicting(get_redis(), "web")  # the Procfile's web runs this first
+    errors = redis_checks.check_all(current_app, "web")  # the Procfile's web runs this first
+    if errors:
+        raise click.ClickException("; ".join(errors))
+    moved = get_store().definitions.adopt_legacy_names()
+    if moved:
+        click.echo(f"moved {moved} stream names into the paged index")
     path = path or current_app.config["STREAMS_FILE"]
     if not path:
         click.echo("no streams file given and STREAMS_FILE is unset; nothing to load")
         return
-    for name, destination in load_destinations_file(path).items():
+    context = {SECRET_PREFIX_CONTEXT: current_app.config["SECRET_ENV_PREFIX"],
+               LOCAL_REFS_CONTEXT: True}
+    for name, destination in load_destinations_file(path, context).items():
         created = get_store().destinations.put(name, destination)
         click.echo(f"{'created' if created else 'updated'} destination {name}")
     definitions = get_store().definitions
-    for name, definition in load_streams_file(path).items():
+    for name, definition in load_streams_file(path, context).items():
         created = definitions.put(name, definition)
         click.echo(f"{'created' if created else 'updated'} stream {name}")
 

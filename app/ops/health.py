@@ -1,21 +1,36 @@
 """Blueprint of the probes: `/healthz` (this process is up) and `/readyz` (the system is).
 
-`/readyz` answers 200 only when Redis answers a PING, at least one Celery worker consumes
-the ``fetch`` queue and one the ``ingest`` queue (each answers a broadcast within
-``READY_TIMEOUT_SECONDS``), and beat's RedBeat lock is held (the key exists with a TTL, so
-beat renewed it within ``BEAT_LOCK_TIMEOUT``). Otherwise 503, naming what failed.
+`/readyz` answers 200 only when every master behind the broker's Redis (``redis``) and
+the store's (``store``, when ``STORE_URL`` names other servers) answers a PING: the one
+Redis, the master its sentinels name, or every master of the cluster; replicas are
+listed with their state, and a silent one fails nothing (its master still serves, but
+has no failover). Then at least one Celery worker must consume the ``fetch`` queue and
+one the ``ingest`` queue (each answers a broadcast within ``READY_TIMEOUT_SECONDS``),
+and beat's RedBeat lock must be held (the key exists with a TTL, so beat renewed it
+within ``BEAT_LOCK_TIMEOUT``). Otherwise 503, naming what failed. `/healthz` asks nothing
+of Redis: restarting a web process heals no Redis server.
+
+The probe is open to anyone, so it must be cheap: `ReadyProbe` runs the checks in a thread
+of its own at most once per ``READY_CACHE_SECONDS`` per web process and every caller reads
+the last answer (``checked_at`` says when it was taken). A caller waits for a running check
+at most ``READY_TIMEOUT_SECONDS`` + `WAIT_MARGIN` after it began, never for a hung Redis.
+Workers are counted per queue, never named: the answer tells no one the hosts.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import redis
 from celery import Celery
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from redis.exceptions import RedisClusterException
 
-from app.extensions import get_redis
-from config.names import FETCH_QUEUE, INGEST_QUEUE
+from app.records import iso_at
+from app.store.connection import refresh, servers
+from config.names import FETCH_QUEUE, INGEST_QUEUE, QUEUES
 
 # The queues a ready system consumes. Deliveries are not among them: without a deliver
 # worker the data is still served, and the destinations' lag shows the gap (/metrics).
@@ -24,19 +39,40 @@ READY_QUEUES = (FETCH_QUEUE, INGEST_QUEUE)
 bp = Blueprint("health", __name__)
 
 BEAT_LOCK_KEY = "{redbeat}::lock"
+# Beyond the workers' broadcast, how long a caller may wait for a check, in seconds.
+WAIT_MARGIN = 1.0
 
 
 def redis_check(connection: redis.Redis) -> dict[str, Any]:
-    """Tell whether Redis answers a PING."""
+    """Tell whether every master behind `connection` answers a PING; list every server."""
     try:
-        return {"ok": bool(connection.ping())}
-    except redis.RedisError as exc:
+        found = _ping_all(connection)
+        if not _masters_up(found):  # the layout may have changed (a failover): ask again
+            refresh(connection)
+            found = _ping_all(connection)
+    except (redis.RedisError, RedisClusterException) as exc:  # no server answered at all
         return {"ok": False, "error": type(exc).__name__}
+    return {"ok": _masters_up(found), "servers": found}
+
+
+def _ping_all(connection: redis.Redis) -> dict[str, dict[str, Any]]:
+    found = {}
+    for server in servers(connection):
+        try:
+            up = bool(server.client.ping())
+        except redis.RedisError:
+            up = False
+        found[server.name] = {"role": server.role, "ok": up}
+    return found
+
+
+def _masters_up(found: dict[str, dict[str, Any]]) -> bool:
+    return bool(found) and all(s["ok"] for s in found.values() if s["role"] != "replica")
 
 
 def consumers(celery_app: Celery, timeout: float) -> dict[str, list[str]]:
     """Return, per queue, the workers that answered within `timeout` seconds."""
-    found: dict[str, list[str]] = {queue: [] for queue in READY_QUEUES}
+    found: dict[str, list[str]] = {queue: [] for queue in QUEUES}
     replies = celery_app.control.inspect(timeout=timeout).active_queues() or {}
     for node, queues in replies.items():
         for queue in queues or []:
@@ -51,7 +87,8 @@ def workers_check(celery_app: Celery, timeout: float) -> dict[str, Any]:
         found = consumers(celery_app, timeout)
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
-    return {"ok": all(found.values()), "queues": found}
+    return {"ok": all(found[queue] for queue in READY_QUEUES),
+            "queues": {queue: len(nodes) for queue, nodes in found.items()}}
 
 
 def beat_check(connection: redis.Redis) -> dict[str, Any]:
@@ -71,15 +108,72 @@ def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
+def run_checks(connection: redis.Redis, store: redis.Redis, celery_app: Celery,
+               timeout: float) -> dict[str, Any]:
+    """Return the checks of the broker's and the store's Redis, then of workers and beat."""
+    checks = {"redis": redis_check(connection)}
+    if store is not connection:
+        checks["store"] = redis_check(store)
+    if all(check["ok"] for check in checks.values()):
+        checks["workers"] = workers_check(celery_app, timeout)
+        checks["beat"] = beat_check(connection)
+    ready = all(check["ok"] for check in checks.values())
+    return {"status": "ready" if ready else "not_ready", "checks": checks,
+            "checked_at": iso_at(time.time())}
+
+
+class ReadyProbe:
+    """The readiness of the system as last checked, refreshed at most once per `ttl`."""
+
+    def __init__(self, connection: redis.Redis, store: redis.Redis, celery_app: Celery, *,
+                 timeout: float, ttl: float) -> None:
+        self.connection = connection
+        self.store = store
+        self.celery_app = celery_app
+        self.timeout = timeout
+        self.ttl = ttl
+        self.lock = threading.Lock()
+        self.body: dict[str, Any] | None = None
+        self.checked = -float("inf")  # time.monotonic() of the last answer
+        self.thread: threading.Thread | None = None
+        self.started = 0.0
+
+    def answer(self) -> dict[str, Any]:
+        """Return the last answer if fresh; else start (or join) a check, briefly."""
+        with self.lock:
+            if time.monotonic() - self.checked < self.ttl and self.body is not None:
+                return self.body
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._check, name="readyz", daemon=True)
+                self.started = time.monotonic()
+                self.thread.start()
+            thread, deadline = self.thread, self.started + self.timeout + WAIT_MARGIN
+        thread.join(max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            if thread.is_alive() or self.body is None:
+                return {"status": "not_ready", "checks": {"probe": {
+                    "ok": False, "error": f"checks did not finish within "
+                                          f"{self.timeout + WAIT_MARGIN:g} s"}},
+                    "checked_at": iso_at(time.time())}
+            return self.body
+
+    def _check(self) -> None:
+        body = run_checks(self.connection, self.store, self.celery_app, self.timeout)
+        with self.lock:
+            self.body, self.checked = body, time.monotonic()
+
+
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     """Answer 200 when Redis, a fetch worker, an ingest consumer and beat are all up."""
-    connection = get_redis()
-    checks = {"redis": redis_check(connection)}
-    if checks["redis"]["ok"]:
-        timeout = float(current_app.config.get("READY_TIMEOUT_SECONDS", 1.0))
-        checks["workers"] = workers_check(current_app.extensions["celery"], timeout)
-        checks["beat"] = beat_check(connection)
-    ready = all(check["ok"] for check in checks.values())
-    body = {"status": "ready" if ready else "not_ready", "checks": checks}
-    return jsonify(body), 200 if ready else 503
+    body = current_app.extensions["readyz"].answer()
+    return jsonify(body), 200 if body["status"] == "ready" else 503
+
+
+def init_app(app: Flask) -> None:
+    """Serve the probes with one `ReadyProbe` per web process."""
+    app.extensions["readyz"] = ReadyProbe(
+        app.extensions["redis"], app.extensions["store"].connection, app.extensions["celery"],
+        timeout=float(app.config.get("READY_TIMEOUT_SECONDS", 1.0)),
+        ttl=float(app.config.get("READY_CACHE_SECONDS", 5.0)))
+    app.register_blueprint(bp)

@@ -22,10 +22,16 @@ at scrape time by `RedisCollector`, so they are right whichever process answers.
     ds_delivery_rows{stream,destination}       rows one delivery wrote (upserts and deletes)
     ds_stream_freshness_seconds{stream}        seconds since the current version was published
     ds_stream_current_version{stream}          the version being served
+    ds_stream_interval_seconds{stream}         the interval of a running stream (none: stopped)
     ds_delivery_lag_versions{stream,destination}  published versions a destination lacks
     ds_delivery_lag_seconds{stream,destination}   age of the oldest version it lacks
     ds_queue_depth{queue}                      messages waiting in each Celery queue
-    ds_redis_up                                1 when Redis answered the scrape
+    ds_queue_workers{queue}                    workers consuming a queue (answered a broadcast)
+    ds_beat_up                                 1 while beat holds its RedBeat lock
+    ds_redis_up                                1 when the store and the broker answered
+
+The workers are counted by the broadcast `/readyz` sends, so a scrape takes about
+``READY_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import redis
-from flask import Blueprint, Flask, Response
+from celery import Celery
+from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -47,10 +54,13 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisClusterException
 
 from app import delivery
-from app.extensions import Store, get_store
+from app.extensions import Store, get_redis, get_store
+from app.ops import health
 from app.records import parse_time
+from app.schedule import Schedules
 from config.names import QUEUES
 
 # kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists beside its own.
@@ -122,16 +132,18 @@ def observe_delivery_failure(stream: str, destination: str) -> None:
 
 
 class RedisCollector(Collector):
-    """Freshness, current version and queue depths, read from Redis at scrape time."""
+    """Freshness, version and interval (store), queue depths (broker), read at scrape time."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, schedules: Schedules, broker: redis.Redis) -> None:
         self.store = store
+        self.schedules = schedules
+        self.broker = broker
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("ds_redis_up", "1 when Redis answered this scrape.")
+        up = GaugeMetricFamily("ds_redis_up", "1 when the store and the broker answered.")
         try:
             metrics = list(self._from_redis())
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):  # down, or failing over
             metrics = []
         up.add_metric([], 1 if metrics else 0)
         yield up
@@ -142,9 +154,14 @@ class RedisCollector(Collector):
                                   "current version was published.", labels=["stream"])
         current = GaugeMetricFamily("ds_stream_current_version", "The version served.",
                                     labels=["stream"])
+        interval = GaugeMetricFamily("ds_stream_interval_seconds", "The interval of a "
+                                     "running stream.", labels=["stream"])
         now = datetime.now(UTC)
         reader = self.store.reader
         for name in self.store.definitions.names():
+            state = self.schedules.describe(name)
+            if state["state"] == "running":
+                interval.add_metric([name], state["interval_seconds"])
             version = reader.current_version(name)
             if not version:
                 continue
@@ -156,7 +173,7 @@ class RedisCollector(Collector):
         yield from self._lag(now)
         depth = GaugeMetricFamily("ds_queue_depth", "Messages waiting in a Celery queue.",
                                   labels=["queue"])
-        with self.store.connection.pipeline(transaction=False) as pipe:
+        with self.broker.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
                 for suffix in PRIORITY_SUFFIXES:
                     pipe.llen(queue + suffix)
@@ -164,8 +181,7 @@ class RedisCollector(Collector):
         for index, queue in enumerate(QUEUES):
             step = len(PRIORITY_SUFFIXES)
             depth.add_metric([queue], sum(lengths[index * step:(index + 1) * step]))
-        yield from (fresh, current, depth)
-
+        yield from (fresh, current, interval, depth)
 
     def _lag(self, now: datetime) -> Iterator[Metric]:
         versions = GaugeMetricFamily("ds_delivery_lag_versions", "Published versions a "
@@ -181,6 +197,30 @@ class RedisCollector(Collector):
         yield from (versions, seconds)
 
 
+class ProcessCollector(Collector):
+    """Signs of life of the other processes: workers per queue (they answer a broadcast
+    within `timeout` seconds; no sample when the broadcast fails) and beat's lock."""
+
+    def __init__(self, celery_app: Celery, connection: redis.Redis, timeout: float) -> None:
+        self.celery_app = celery_app
+        self.connection = connection
+        self.timeout = timeout
+
+    def collect(self) -> Iterator[Metric]:
+        beat = GaugeMetricFamily("ds_beat_up", "1 while beat holds its RedBeat lock.")
+        beat.add_metric([], 1 if health.beat_check(self.connection)["ok"] else 0)
+        yield beat
+        workers = GaugeMetricFamily("ds_queue_workers", "Workers consuming a queue.",
+                                    labels=["queue"])
+        try:
+            found = health.consumers(self.celery_app, self.timeout)
+        except Exception:  # the broker is down: ds_redis_up says so; no guess here
+            return
+        for queue, nodes in found.items():
+            workers.add_metric([queue], len(nodes))
+        yield workers
+
+
 class _ThisProcess(Collector):
     """This process's own metrics (when there is no multi-process directory)."""
 
@@ -188,14 +228,15 @@ class _ThisProcess(Collector):
         yield from REGISTRY.collect()
 
 
-def registry(store: Store) -> CollectorRegistry:
-    """Return the registry of one scrape: every process's metrics plus Redis's."""
+def registry(store: Store, celery_app: Celery, timeout: float) -> CollectorRegistry:
+    """Return the registry of one scrape: every process's metrics, Redis's, the processes'."""
     scrape = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(scrape)
     else:
         scrape.register(_ThisProcess())
-    scrape.register(RedisCollector(store))
+    scrape.register(RedisCollector(store, Schedules(celery_app), get_redis()))
+    scrape.register(ProcessCollector(celery_app, get_redis(), timeout))
     return scrape
 
 
@@ -211,7 +252,8 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics() -> Response:
     """Return every metric in the Prometheus text format."""
-    body = generate_latest(registry(get_store()))
+    timeout = float(current_app.config.get("READY_TIMEOUT_SECONDS", 1.0))
+    body = generate_latest(registry(get_store(), current_app.extensions["celery"], timeout))
     return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                     headers={"Content-Type": CONTENT_TYPE_LATEST})
 

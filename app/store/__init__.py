@@ -25,7 +25,9 @@ from app.store.locks import StreamLocks
 from app.store.oauth_tokens import TokenCache
 from app.store.ratelimit import RateLimits
 from app.store.reader import Reader
+from app.store.replication import Replicas, has_replicas
 from app.store.writer import BatchWriter, Retention
+from config import defaults
 
 
 @dataclass(frozen=True)
@@ -50,17 +52,20 @@ class Store:
 def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
     """Build every part of the store from a client and the app's settings."""
     prefix = config["KEY_PREFIX"]
-    lock_ms = config["LOCK_TIMEOUT_SECONDS"] * 1000
+    lease_ms = config["LEASE_TTL_SECONDS"] * 1000
     retention = Retention(keep_versions=config["KEEP_VERSIONS"],
                           grace_seconds=config["GRACE_SECONDS"],
                           history_length=config["HISTORY_LENGTH"],
                           change_history=config["CHANGE_HISTORY"],
-                          staging_ttl_ms=lock_ms + config["GRACE_SECONDS"] * 1000,
-                          lock_ttl_ms=lock_ms)
+                          staging_ttl_ms=config["STAGING_SECONDS"] * 1000,
+                          lock_ttl_ms=lease_ms)
+    replicas = Replicas(connection if has_replicas(connection) else None,
+                        config.get("REPLICA_WAIT_MS", defaults.REPLICA_WAIT_MS))
     return Store(connection=connection, prefix=prefix,
                  definitions=Definitions(connection, prefix),
-                 locks=StreamLocks(connection, prefix, lock_ms),
-                 writer=BatchWriter(connection, prefix, retention),
+                 locks=StreamLocks(connection, prefix, lease_ms, config["GRACE_SECONDS"],
+                                   replicas),
+                 writer=BatchWriter(connection, prefix, retention, replicas),
                  reader=Reader(connection, prefix),
                  change_sets=ChangeSets(connection, prefix, retention.staging_ttl_ms),
                  change_feed=ChangeFeed(connection, prefix),

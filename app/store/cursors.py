@@ -1,13 +1,16 @@
 """Cursors: where a paging reader stands, written by the store and handed back by clients.
 
 A cursor is a small JSON object, base64url without padding, so it travels in a query
-string untouched. There are two kinds, one codec (`encode`, `decode`):
+string untouched. There are four kinds, one codec (`encode`, `decode`):
 
     records page  {"v": version, "o": offset[, "lo": low, "hi": high, "d": descending]}
     change feed   {"f": since, "t": to, "k": last key answered}
+    stream list   {"n": last stream name answered}
+    batch list    {"b": last version answered (pages go newest first)}
 
-Both pin what they read (a version; a range of versions), so paging never mixes two
-batches. A cursor the store did not write raises `InvalidCursor`.
+The first two pin what they read (a version; a range of versions), so paging never mixes
+two batches; the lists are live and resume after the last item answered. A cursor the
+store did not write raises `InvalidCursor`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from app.exceptions import InvalidCursor
 
 # Longest cursor accepted, in characters: a real one is well under 200.
 MAX_LENGTH = 1024
+# Largest version or offset a cursor may carry (as the `version` query parameter): 2^53.
+MAX_INTEGER = 2**53
 _DECODE_ERRORS = (binascii.Error, ValueError, KeyError, TypeError, AttributeError,
                   orjson.JSONDecodeError)
 
@@ -82,12 +87,9 @@ class Cursor:
         body = decode(text)
         try:
             window = Window(_bound(body.get("lo")), _bound(body.get("hi")), bool(body.get("d")))
-            cursor = cls(version=int(body["v"]), offset=int(body["o"]), window=window)
+            return cls(version=_whole(body["v"], 1), offset=_whole(body["o"], 0), window=window)
         except _DECODE_ERRORS:
             raise _invalid() from None
-        if cursor.version < 1 or cursor.offset < 0:
-            raise _invalid()
-        return cursor
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,54 @@ class ChangeCursor:
     def decode(cls, text: str) -> ChangeCursor:
         body = decode(text)
         try:
-            cursor = cls(since=int(body["f"]), to=int(body["t"]), after=str(body["k"]))
+            cursor = cls(since=_whole(body["f"], 0), to=_whole(body["t"], 1),
+                         after=str(body["k"]))
         except _DECODE_ERRORS:
             raise _invalid() from None
-        if cursor.since < 0 or cursor.to <= cursor.since or not cursor.after:
+        if cursor.to <= cursor.since or not cursor.after:
             raise _invalid()
         return cursor
+
+
+def _whole(value: Any, low: int) -> int:
+    """Return a version or offset a cursor carries: an integer in [low, MAX_INTEGER]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_INTEGER:
+        raise ValueError("not a version or offset")
+    return value
+
+
+@dataclass(frozen=True)
+class StreamsCursor:
+    """Where a reader of the stream list stands: the last name answered."""
+
+    after: str
+
+    def encode(self) -> str:
+        return encode({"n": self.after})
+
+    @classmethod
+    def decode(cls, text: str) -> StreamsCursor:
+        after = decode(text).get("n")
+        if not isinstance(after, str) or not after:
+            raise _invalid()
+        return cls(after)
+
+
+@dataclass(frozen=True)
+class BatchesCursor:
+    """Where a reader of a batch history stands: the last (oldest) version answered."""
+
+    before: int
+
+    def encode(self) -> str:
+        return encode({"b": self.before})
+
+    @classmethod
+    def decode(cls, text: str) -> BatchesCursor:
+        before = decode(text).get("b")
+        if isinstance(before, bool) or not isinstance(before, int) or before < 1:
+            raise _invalid()
+        return cls(before)
 
 
 def _bound(value: Any) -> float | None:

@@ -20,7 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from app.exceptions import UpstreamError
+from config import defaults
 from config.destinations import DestinationDefinition
+from tasks.upstream.auth import secret_from_env
 
 # data-streams never lets dlt send its anonymous usage telemetry anywhere.
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
@@ -50,33 +53,37 @@ class CredentialsMissing(Exception):
     """The environment variable that should hold a destination's credentials is unset."""
 
 
-def credentials(definition: DestinationDefinition, duckdb_dir: str) -> Any:
-    """Return the credentials dlt gets: the duckdb file, or the variable's value."""
+def credentials(definition: DestinationDefinition, duckdb_dir: str, secret_prefix: str) -> Any:
+    """Return the credentials dlt gets: the duckdb file, or the variable's value.
+
+    The variable must be a secret variable (``SECRET_ENV_PREFIX``), checked again here as
+    for an upstream's secrets, whatever let the definition in.
+    """
     if definition.credentials_env:
-        value = os.environ.get(definition.credentials_env, "")
-        if not value:
-            raise CredentialsMissing(f"the environment variable {definition.credentials_env} "
-                                     "holding the destination's credentials is not set")
+        try:
+            value = secret_from_env(os.environ, definition.credentials_env, secret_prefix)
+        except UpstreamError as exc:
+            raise CredentialsMissing(exc.message) from None
         return json.loads(value) if value.lstrip().startswith("{") else value
     path = Path(duckdb_dir) / str(definition.path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return str(path.resolve())
 
 
-_warehouses: dict[tuple[str, str, str, str], Warehouse] = {}
+_warehouses: dict[tuple[str, str, str, str, str], Warehouse] = {}
 
 
 def warehouse(name: str, definition: DestinationDefinition, *, duckdb_dir: str,
-              work_dir: str) -> Warehouse:
+              work_dir: str, secret_prefix: str) -> Warehouse:
     """Return this process's `Warehouse` for a destination as now defined.
 
     Kept per process, with its pipelines: creating them costs dlt more than a small
     merge does. A changed definition gets a new one.
     """
-    key = (name, definition.model_dump_json(), duckdb_dir, work_dir)
+    key = (name, definition.model_dump_json(), duckdb_dir, work_dir, secret_prefix)
     if key not in _warehouses:
         _warehouses[key] = Warehouse(name, definition, duckdb_dir=duckdb_dir,
-                                     work_dir=work_dir)
+                                     work_dir=work_dir, secret_prefix=secret_prefix)
     return _warehouses[key]
 
 
@@ -84,11 +91,11 @@ class Warehouse:
     """One destination, as dlt pipelines per stream."""
 
     def __init__(self, name: str, definition: DestinationDefinition, *, duckdb_dir: str,
-                 work_dir: str) -> None:
+                 work_dir: str, secret_prefix: str = defaults.SECRET_ENV_PREFIX) -> None:
         self.name = name
         self.definition = definition
         destination = Destination.from_reference(
-            definition.type, credentials=credentials(definition, duckdb_dir),
+            definition.type, credentials=credentials(definition, duckdb_dir, secret_prefix),
             replace_strategy="insert-from-staging")
         assert destination is not None
         self.destination = destination

@@ -1,12 +1,27 @@
-"""The pipeline end to end on real processes: start, schedule, atomic swap, read, stop."""
+"""The pipeline end to end on real processes: start, schedule, atomic swap, read, stop.
+
+Every test runs twice: with the store on the broker's one Redis (`make run`'s layout) and
+with the store on a Redis Cluster (STORE_URL=redis+cluster://...).
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from typing import Any
 
-from tests.integration.conftest import Api
+import pytest
+
+from tests.integration.conftest import Api, serve
 from tests.support.upstream import Upstream
 from tests.support.waiting import stays, wait_for
+
+
+@pytest.fixture(params=["one-redis", "cluster"])
+def api(request: pytest.FixtureRequest) -> Iterator[Api]:
+    """A client of the system whose store is one Redis, then of the one on a cluster."""
+    yield from serve(request.getfixturevalue(
+        "system" if request.param == "one-redis" else "cluster_system"))
 
 
 def catalogue(count: int, label: str) -> list[dict[str, object]]:
@@ -137,3 +152,33 @@ def test_middleware_and_order_by_shape_what_is_stored(api: Api, upstream: Upstre
                          "_batch_version": version}
     steps = api.batches(name)[0]["middleware"]["steps"]
     assert steps[0]["in"] == 20 and steps[0]["out"] == 10
+
+
+def test_a_failed_batch_is_a_failed_task_in_flowers_events(api: Api, upstream: Upstream,
+                                                           name: str) -> None:
+    """Flower counts what the workers' task events say: a failed batch must say failed."""
+    events: list[dict[str, Any]] = []
+    celery_app = api.system.celery
+    with celery_app.connection_for_read() as connection:
+        receiver = celery_app.events.Receiver(connection, handlers={"*": events.append})
+        listener = threading.Thread(target=receiver.capture,
+                                    kwargs={"limit": None, "wakeup": False}, daemon=True)
+        listener.start()
+        try:
+            wait_for(lambda: events, what="worker events (heartbeats) to flow")
+            upstream.feed(name, [{"id": 1}], status=503)
+            response = api.call("PUT", f"/streams/{name}", json={
+                "source": {"url": upstream.url(name), "records_path": "data",
+                           "max_attempts": 1}, "key": "id"})
+            assert response.status_code == 201, response.text
+            task_id = api.start(name)["queued_task"]
+            failed = wait_for(lambda: [e for e in events if e["type"] == "task-failed"
+                                       and e["uuid"] == task_id], what="task-failed event")
+        finally:
+            receiver.should_stop = True
+            listener.join(timeout=10)
+    assert "BatchFailed" in failed[0]["exception"]
+    assert "http_status: upstream answered 503" in failed[0]["exception"]
+    assert not [e for e in events if e["type"] == "task-succeeded" and e["uuid"] == task_id]
+    wait_for(lambda: api.batches(name)[0]["status"] == "failed", what="the batch failed")
+    api.stop(name)

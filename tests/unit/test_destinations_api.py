@@ -42,8 +42,9 @@ def test_put_get_list_and_delete_a_destination(client: FlaskClient) -> None:
     ({"type": "duckdb"}, "body"),                                    # no path
     ({"type": "duckdb", "path": "../etc/x.duckdb"}, "path"),
     ({"type": "duckdb", "path": "/tmp/x.duckdb"}, "path"),
-    ({"type": "postgres", "credentials_env": "X", "path": "x"}, "body"),
-    ({"type": "mysql-ish", "credentials_env": "X"}, "type"),
+    ({"type": "postgres", "credentials_env": "REDIS_URL"}, "credentials_env"),
+    ({"type": "postgres", "credentials_env": "DS_SECRET_X", "path": "x"}, "body"),
+    ({"type": "mysql-ish", "credentials_env": "DS_SECRET_X"}, "type"),
     ({"type": "duckdb", "path": "x", "dataset": "a__b"}, "dataset"),
     ({"type": "duckdb", "path": "x", "password": "hunter2"}, "password")])
 def test_invalid_destinations_are_422_naming_the_field(client: FlaskClient,
