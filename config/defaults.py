@@ -117,3 +117,19 @@ READY_CACHE_SECONDS = 5.0
 TRUSTED_ORIGINS: tuple[str, ...] = ()
 # Deepest nesting of arrays and objects a JSON request body may have, in levels.
 MAX_JSON_DEPTH = 64
+# Deliveries to destinations (config/destinations.py).
+# How often beat looks for destinations that are behind and due, in seconds.
+DELIVERY_SWEEP_SECONDS = 10
+# Backoff after a failed delivery, in seconds: the first wait, doubled per failure up to the cap.
+DELIVERY_RETRY_BASE_SECONDS = 5
+DELIVERY_RETRY_MAX_SECONDS = 300
+# Life of a delivery's lock without renewal, in seconds; the running delivery renews it every
+# third of that, so a killed worker's destination is free again this long after the kill.
+DELIVERY_LOCK_SECONDS = 30
+# Delivery task time limits, in seconds (a full reload of a large stream can take minutes).
+DELIVERY_SOFT_TIME_LIMIT = 1800
+DELIVERY_HARD_TIME_LIMIT = 1860
+# Where duckdb destinations' `path` is resolved (relative to the working directory).
+DUCKDB_DIR = "var"
+# Where the delivery worker keeps dlt's pipeline working files; empty: <temp dir>/data-streams-dlt.
+DELIVERY_WORK_DIR = ""

@@ -10,6 +10,7 @@ place, `timing`: inconsistent values raise `SettingsError`, so no process starts
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -150,6 +151,47 @@ def security_settings(env: Mapping[str, str]) -> dict[str, Any]:
             "TRUSTED_ORIGINS": _list(env, "TRUSTED_ORIGINS") or list(defaults.TRUSTED_ORIGINS)}
 
 
+def delivery_celery(env: Mapping[str, str]) -> dict[str, Any]:
+    """Return the Celery settings of deliveries: the task's time limits and the sweep."""
+    sweep = _int(env, "DELIVERY_SWEEP_SECONDS", defaults.DELIVERY_SWEEP_SECONDS)
+    return {
+        "task_annotations": {names.DELIVER_STREAM: delivery_time_limits(env)},
+        # Finds destinations that are behind and due (after a failure, a kill, a lost message).
+        "beat_schedule": {"ds-deliver-sweep": {"task": names.DELIVER_SWEEP, "schedule": sweep,
+                                               "options": {"expires": sweep}}},
+    }
+
+
+def delivery_time_limits(env: Mapping[str, str]) -> dict[str, int]:
+    """Return the soft and hard time limits of a delivery task.
+
+    Delivery messages are acknowledged on receipt (the sweep re-sends a lost delivery), so
+    unlike the fetch's, these limits need not stay below the visibility timeout.
+    """
+    soft = _int(env, "DELIVERY_SOFT_TIME_LIMIT", defaults.DELIVERY_SOFT_TIME_LIMIT)
+    hard = _int(env, "DELIVERY_HARD_TIME_LIMIT", defaults.DELIVERY_HARD_TIME_LIMIT)
+    if soft >= hard:
+        raise ValueError("DELIVERY_SOFT_TIME_LIMIT must stay below DELIVERY_HARD_TIME_LIMIT")
+    return {"soft_time_limit": soft, "time_limit": hard}
+
+
+def delivery_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Return the settings of deliveries to destinations (docs/destinations.md)."""
+    return {
+        "DELIVERY_SWEEP_SECONDS": _int(env, "DELIVERY_SWEEP_SECONDS",
+                                       defaults.DELIVERY_SWEEP_SECONDS),
+        "DELIVERY_RETRY_BASE_SECONDS": _int(env, "DELIVERY_RETRY_BASE_SECONDS",
+                                            defaults.DELIVERY_RETRY_BASE_SECONDS),
+        "DELIVERY_RETRY_MAX_SECONDS": _int(env, "DELIVERY_RETRY_MAX_SECONDS",
+                                           defaults.DELIVERY_RETRY_MAX_SECONDS),
+        "DELIVERY_LOCK_SECONDS": _int(env, "DELIVERY_LOCK_SECONDS",
+                                      defaults.DELIVERY_LOCK_SECONDS),
+        "DUCKDB_DIR": env.get("DUCKDB_DIR") or defaults.DUCKDB_DIR,
+        "DELIVERY_WORK_DIR": (env.get("DELIVERY_WORK_DIR") or defaults.DELIVERY_WORK_DIR
+                              or os.path.join(tempfile.gettempdir(), "data-streams-dlt")),
+    }
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return the Flask config mapping built from `environ` (default: os.environ)."""
     env = os.environ if environ is None else environ
@@ -196,5 +238,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOG_LEVEL": env.get("LOG_LEVEL") or defaults.LOG_LEVEL,
         "SECRET_ENV_VARS": _list(env, "SECRET_ENV_VARS"),
         **security_settings(env),
-        "CELERY": celery_settings(broker, limits),
+        **delivery_settings(env),
+        "CELERY": {**celery_settings(broker, limits), **delivery_celery(env)},
     }

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from config import defaults
+from config.destinations import DeliverTo
 from config.middleware import MiddlewareSpec
 from config.source import Source
 
@@ -78,6 +79,7 @@ class StreamDefinition(BaseModel):
     on_schema_drift: Literal["ignore", "quarantine"] = Field(
         default="ignore",
         description="Quarantine a batch whose schema differs from the published one.")
+    deliver_to: DeliverTo = Field(default_factory=list)
 
 
 def valid_stream_name(name: str) -> bool:

@@ -1,4 +1,4 @@
-"""The whole system as real processes (web, ingest, worker, beat) against its Redis.
+"""The whole system as real processes (web, ingest, worker, beat, deliver) against its Redis.
 
 Used by the integration and fault tests and by the benchmarks: each process is started
 from its Procfile line, and `wait_ready` polls each one's own sign of life with a deadline
@@ -67,6 +67,8 @@ class System:
             extra.setdefault("WORKER_NAME", name)
         if name.startswith("ingest-"):
             extra.setdefault("INGEST_NAME", name)
+        if name.startswith("deliver-"):
+            extra.setdefault("DELIVER_NAME", name)
         proc = Proc(name, {**self.env, **extra}, self.log_dir).start()
         self.procs[name] = proc
         return proc
@@ -102,7 +104,7 @@ class System:
                 return False
         if name.startswith("beat"):
             return bool(self.redis.exists(BEAT_LOCK_KEY))
-        if name.startswith(("worker", "ingest")):
+        if name.startswith(("worker", "ingest", "deliver")):
             node = f"{name if '-' in name else self._node(name)}@{socket.gethostname()}"
             try:
                 return bool(self.celery.control.ping(destination=[node], timeout=0.5))
@@ -112,7 +114,7 @@ class System:
 
     @staticmethod
     def _node(name: str) -> str:
-        return {"worker": "fetch", "ingest": "ingest"}[name]
+        return {"worker": "fetch", "ingest": "ingest", "deliver": "deliver"}[name]
 
     def stop_all(self) -> None:
         for proc in self.procs.values():

@@ -25,9 +25,9 @@ from redis import RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app import publish
+from app import delivery, publish
 from app.exceptions import BadRecord, out_of_memory
-from app.extensions import get_store
+from app.extensions import get_celery, get_store
 from app.ops import metrics
 from app.records import parse_time
 from app.store.connection import UNAVAILABLE
@@ -66,6 +66,8 @@ def _publish(lease: BatchLease) -> str:
     store = get_store()
     with Heartbeat(store.locks, lease, current_app.config["LEASE_RENEW_SECONDS"]):
         verdict = publish.settle(store, lease.stream, lease.version)
+    if verdict == "published":  # each destination of the stream gets the new version
+        delivery.after_publish(store, get_celery(), lease.stream)
     if verdict == "staging_expired":
         _end_failed(lease, {"kind": "staging_expired",
                             "message": "the batch's staging data expired before it was whole; "

@@ -16,6 +16,7 @@ from app.api import (
     changes,
     compression,
     data,
+    destinations,
     error_handlers,
     openapi,
     schema,
@@ -29,6 +30,6 @@ def init_app(app: Flask) -> None:
     error_handlers.init_app(app)
     access.init_app(app)
     compression.init_app(app)
-    for module in (streams, data, batches, changes, schema, ui):
+    for module in (streams, data, batches, changes, schema, destinations, ui):
         app.register_blueprint(module.bp)
     openapi.init_app(app)  # last: the document lists every route registered above

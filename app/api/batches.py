@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from app import control
+from app import control, delivery
 from app.api import http_cache, inputs, listing, models, openapi
 from app.exceptions import Conflict
-from app.extensions import Store, get_store
+from app.extensions import Store, get_celery, get_store
 
 bp = Blueprint("batches", __name__, url_prefix="/streams")
 
@@ -52,6 +52,7 @@ def publish_batch(name: str, version: int) -> Response:
     if verdict != "published":
         raise Conflict(f"batch {version} cannot be published: {verdict}",
                        details={"stream": name, "version": version, "verdict": verdict})
+    delivery.after_publish(store, get_celery(), name)
     return jsonify({"stream": name, "batch": store.reader.batch(name, version)})
 
 

@@ -71,14 +71,16 @@ spec = SpecTree("flask", backend=_DocumentOnly, title="data-streams API", versio
 
 def document(*, query: type[BaseModel] | None = None, json: type[BaseModel] | None = None,
              ok: type[BaseModel] | None = None, status: int = 200,
-             tags: tuple[str, ...] = (), conditional: bool = False
+             tags: tuple[str, ...] = (), conditional: bool = False, created: bool = False
              ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Describe a view in the OpenAPI document: its query, body and answer models.
 
     `conditional`: the view tags its answer (ETag) and honours If-None-Match with a 304
     (`app.api.http_cache`); `http_cache.describe` adds the headers to the document.
+    `created`: the view also answers 201 with the same model (create or replace).
     """
-    answers = Answers(**{f"HTTP_{status}": ok, **({"HTTP_304": None} if conditional else {})})
+    answers = Answers(**{f"HTTP_{status}": ok, **({"HTTP_304": None} if conditional else {}),
+                         **({"HTTP_201": ok} if created else {})})
     return spec.validate(query=query, json=json, resp=answers, tags=tags,
                          headers=http_cache.ConditionalHeaders if conditional else None,
                          validation_error_status=422)

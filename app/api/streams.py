@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from app import control, redaction
-from app.api import http_cache, inputs, listing, models, openapi
+from app.api import destinations, http_cache, inputs, listing, models, openapi
 from app.extensions import get_store
 from app.schedule import Schedules
 from config.middleware import LOCAL_REFS_CONTEXT, PREFIXES_CONTEXT
@@ -40,6 +40,7 @@ def put_stream(name: str) -> tuple[Response, int]:
         SECRET_PREFIX_CONTEXT: config["SECRET_ENV_PREFIX"], LOCAL_REFS_CONTEXT: True})
     inputs.source_hosts(definition, current_app.config["ALLOWED_SOURCE_HOSTS"])
     inputs.interval(definition.interval_seconds)
+    destinations.check_targets(get_store(), definition)
     created = get_store().definitions.put(name, definition)
     body = {"stream": name, "created": created,
             "definition": redaction.definition(definition.model_dump(mode="json"))}

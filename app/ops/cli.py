@@ -8,6 +8,7 @@ from flask.cli import with_appcontext
 
 from app.extensions import get_store
 from app.ops import redis_checks
+from config.destinations import load_destinations_file
 from config.middleware import LOCAL_REFS_CONTEXT
 from config.source_auth import SECRET_PREFIX_CONTEXT
 from config.streams import load_streams_file
@@ -17,7 +18,7 @@ from config.streams import load_streams_file
 @click.argument("path", required=False)
 @with_appcontext
 def load_streams(path: str | None) -> None:
-    """Create or replace the streams defined in PATH (default: $STREAMS_FILE)."""
+    """Create or replace the destinations and streams defined in PATH ($STREAMS_FILE)."""
     errors = redis_checks.check_all(current_app, "web")  # the Procfile's web runs this first
     if errors:
         raise click.ClickException("; ".join(errors))
@@ -28,9 +29,12 @@ def load_streams(path: str | None) -> None:
     if not path:
         click.echo("no streams file given and STREAMS_FILE is unset; nothing to load")
         return
-    definitions = get_store().definitions
     context = {SECRET_PREFIX_CONTEXT: current_app.config["SECRET_ENV_PREFIX"],
                LOCAL_REFS_CONTEXT: True}
+    for name, destination in load_destinations_file(path, context).items():
+        created = get_store().destinations.put(name, destination)
+        click.echo(f"{'created' if created else 'updated'} destination {name}")
+    definitions = get_store().definitions
     for name, definition in load_streams_file(path, context).items():
         created = definitions.put(name, definition)
         click.echo(f"{'created' if created else 'updated'} stream {name}")

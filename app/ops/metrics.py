@@ -16,10 +16,16 @@ at scrape time by `RedisCollector`, so they are right whichever process answers.
     ds_upstream_retries_total{kind}            retried upstream attempts
     ds_rate_limit_waits_total{stream}          waits for the stream's rate limit
     ds_rate_limit_wait_seconds_total{stream}   time spent in those waits
+    ds_deliveries_total{stream,destination,mode}    versions delivered (merge or replace)
+    ds_delivery_failures_total{stream,destination}  failed delivery attempts
+    ds_delivery_seconds{stream,destination}    time to load one version
+    ds_delivery_rows{stream,destination}       rows one delivery wrote (upserts and deletes)
     ds_stream_freshness_seconds{stream}        seconds since the current version was published
     ds_stream_current_version{stream}          the version being served
     ds_stream_interval_seconds{stream}         the interval of a running stream (none: stopped)
-    ds_queue_depth{queue}                      messages waiting in the fetch and ingest queues
+    ds_delivery_lag_versions{stream,destination}  published versions a destination lacks
+    ds_delivery_lag_seconds{stream,destination}   age of the oldest version it lacks
+    ds_queue_depth{queue}                      messages waiting in each Celery queue
     ds_queue_workers{queue}                    workers consuming a queue (answered a broadcast)
     ds_beat_up                                 1 while beat holds its RedBeat lock
     ds_redis_up                                1 when the store and the broker answered
@@ -50,6 +56,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisClusterException
 
+from app import delivery
 from app.extensions import Store, get_redis, get_store
 from app.ops import health
 from app.records import parse_time
@@ -71,6 +78,15 @@ UPSTREAM_SECONDS = Histogram("ds_upstream_request_seconds", "Upstream request la
                              ["stream"], buckets=SECONDS)
 RETRIES = Counter("ds_upstream_retries", "Retried upstream attempts, by error kind.", ["kind"])
 RATE_WAITS = Counter("ds_rate_limit_waits", "Waits for a stream's rate limit.", ["stream"])
+DELIVERIES = Counter("ds_deliveries", "Versions delivered to a destination.",
+                     ["stream", "destination", "mode"])
+DELIVERY_FAILURES = Counter("ds_delivery_failures", "Failed delivery attempts.",
+                            ["stream", "destination"])
+DELIVERY_SECONDS = Histogram("ds_delivery_seconds", "Time to load one version.",
+                             ["stream", "destination"], buckets=SECONDS)
+DELIVERY_ROWS = Histogram("ds_delivery_rows", "Rows one delivery wrote.",
+                          ["stream", "destination"],
+                          buckets=(0, 10, 100, 1_000, 10_000, 100_000, 1_000_000))
 RATE_WAIT_SECONDS = Counter("ds_rate_limit_wait_seconds", "Time waited for rate limits.",
                             ["stream"])
 
@@ -100,6 +116,19 @@ def observe_rate_limit_wait(stream: str, seconds: float) -> None:
     """Count one wait for the stream's rate limit."""
     RATE_WAITS.labels(stream or "-").inc()
     RATE_WAIT_SECONDS.labels(stream or "-").inc(seconds)
+
+
+def observe_delivery(stream: str, destination: str, mode: str, seconds: float,
+                     rows: int) -> None:
+    """Count one delivered version, its load time and its rows."""
+    DELIVERIES.labels(stream, destination, mode).inc()
+    DELIVERY_SECONDS.labels(stream, destination).observe(seconds)
+    DELIVERY_ROWS.labels(stream, destination).observe(rows)
+
+
+def observe_delivery_failure(stream: str, destination: str) -> None:
+    """Count one failed delivery attempt."""
+    DELIVERY_FAILURES.labels(stream, destination).inc()
 
 
 class RedisCollector(Collector):
@@ -141,6 +170,7 @@ class RedisCollector(Collector):
             published = parse_time(batch.get("published_at") or batch.get("finished_at"))
             if published is not None:
                 fresh.add_metric([name], (now - published).total_seconds())
+        yield from self._lag(now)
         depth = GaugeMetricFamily("ds_queue_depth", "Messages waiting in a Celery queue.",
                                   labels=["queue"])
         with self.broker.pipeline(transaction=False) as pipe:
@@ -152,6 +182,19 @@ class RedisCollector(Collector):
             step = len(PRIORITY_SUFFIXES)
             depth.add_metric([queue], sum(lengths[index * step:(index + 1) * step]))
         yield from (fresh, current, interval, depth)
+
+    def _lag(self, now: datetime) -> Iterator[Metric]:
+        versions = GaugeMetricFamily("ds_delivery_lag_versions", "Published versions a "
+                                     "destination lacks.", labels=["stream", "destination"])
+        seconds = GaugeMetricFamily("ds_delivery_lag_seconds", "Seconds since the oldest "
+                                    "version a destination lacks was published.",
+                                    labels=["stream", "destination"])
+        for name in self.store.definitions.names():
+            definition = self.store.definitions.get(name)
+            for line in delivery.status(self.store, name, definition, now) if definition else []:
+                versions.add_metric([name, line["destination"]], line["lag_versions"])
+                seconds.add_metric([name, line["destination"]], line["lag_seconds"])
+        yield from (versions, seconds)
 
 
 class ProcessCollector(Collector):

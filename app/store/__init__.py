@@ -19,6 +19,8 @@ from app.store.changefeed import ChangeFeed
 from app.store.changesets import ChangeSets
 from app.store.definitions import Definitions
 from app.store.deliveries import Deliveries
+from app.store.delivery_state import DeliveryStates
+from app.store.destinations import Destinations
 from app.store.keys import StreamKeys
 from app.store.locks import StreamLocks
 from app.store.oauth_tokens import TokenCache
@@ -44,6 +46,8 @@ class Store:
     deliveries: Deliveries
     rate_limits: RateLimits
     oauth_tokens: TokenCache
+    destinations: Destinations
+    delivery_states: DeliveryStates
 
     def purge(self, stream: str) -> int:
         """Delete every key of `stream` (its hash tag under the prefix), except a definition
@@ -78,4 +82,6 @@ def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
                  change_feed=ChangeFeed(connection, prefix),
                  deliveries=Deliveries(connection, prefix, retention.staging_ttl_ms),
                  rate_limits=RateLimits(connection, prefix),
-                 oauth_tokens=TokenCache(connection, prefix))
+                 oauth_tokens=TokenCache(connection, prefix),
+                 destinations=Destinations(connection, prefix),
+                 delivery_states=DeliveryStates(connection, prefix))

@@ -137,6 +137,11 @@ class ChangeSets:
                 return
             start += CHUNK
 
+    def of_version(self, stream: str, version: int) -> tuple[int, Iterator[str]]:
+        """Return the size of `version`'s change set and an iterator over its members."""
+        name = StreamKeys(self.prefix, stream).changes(version)
+        return int(self.connection.zcard(name)), self.members(name)
+
     def compute(self, stream: str, version: int, base: int, key_path: str, *,
                 ignore: frozenset[str] = frozenset(),
                 ignore_base: frozenset[str] = frozenset()) -> Diff:

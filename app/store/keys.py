@@ -7,6 +7,9 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:names                zset    names of the defined streams, every score 0, so the
                                    names sort by bytes and page with ZRANGEBYLEX
     P:streams              set     (legacy) the names before P:names; moved once at start
+    P:destinations         hash    destination name -> its definition, JSON
+    P:dst:<d>:lock         string  token of the delivery writing destination d (single-writer
+                                   types: duckdb); PX = delivery lock timeout
     P:{s}:def              string  the stream definition, JSON
     P:{s}:seq              string  last batch version handed out (INCR; monotonic per stream)
     P:{s}:lock             string  "<token>:<v>" of the batch in flight; PX = lease TTL, renewed
@@ -24,6 +27,9 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:{s}:rl:next          string  epoch ms of the next free slot of the shared request budget
     P:{s}:rl:until         string  epoch ms until which fetches wait (budget, 429, X-RateLimit)
     P:{s}:oauth            string  cached OAuth2 access token, encrypted; PX = its lifetime
+    P:{s}:dst:<d>          hash    delivery state to destination d: delivered version, last
+                                   delivery, last error, failures, retry time, reloads asked
+    P:{s}:dst:<d>:lock     string  token of the delivery of s to d in flight; PX = lock timeout
 
 Batch status moves: running -> complete | failed | abandoned | cancelled | quarantined,
 and quarantined -> complete | discarded (by hand, or when a newer batch is quarantined or
@@ -51,6 +57,16 @@ def names_key(prefix: str) -> str:
 def legacy_names_key(prefix: str) -> str:
     """Return the key of the plain set that held the names before `names_key`."""
     return f"{prefix}:streams"
+
+
+def destinations_key(prefix: str) -> str:
+    """Return the key of the hash of destination definitions."""
+    return f"{prefix}:destinations"
+
+
+def destination_lock_key(prefix: str, destination: str) -> str:
+    """Return the key of the lock of a destination that one writer at a time may load."""
+    return f"{prefix}:dst:{destination}:lock"
 
 
 @dataclass(frozen=True)
@@ -125,3 +141,9 @@ class StreamKeys:
     @property
     def oauth_token(self) -> str:
         return f"{self._base}:oauth"
+
+    def delivery(self, destination: str) -> str:
+        return f"{self._base}:dst:{destination}"
+
+    def delivery_lock(self, destination: str) -> str:
+        return f"{self._base}:dst:{destination}:lock"

@@ -286,6 +286,11 @@
     return '<nav class="crumbs"><a href="#/">Streams</a> / ' + esc(name) + "</nav>" +
       '<section class="card"><div class="section-head"><h1 id="stream-title">' + esc(name) +
       '</h1><div class="links" id="stream-links"></div></div><div class="facts" id="facts"></div></section>' +
+      '<section class="card" id="destinations" hidden><h2>Destinations <small class="muted">each ' +
+      "published version, delivered in order</small></h2>" +
+      '<table class="grid destinations"><thead><tr><th>Destination</th><th>Table</th><th>Delivered</th>' +
+      "<th>Lag</th><th>Last delivery</th><th>Last error</th><th></th></tr></thead>" +
+      '<tbody id="destination-rows"></tbody></table></section>' +
       '<section class="charts"><div class="card"><h2>Records per batch</h2><div class="chart-box" ' +
       'id="chart-records"></div></div><div class="card"><h2>Duration per batch</h2>' +
       '<div class="chart-box" id="chart-duration"></div></div></section>' +
@@ -318,6 +323,32 @@
       esc(clock(b.started_at)) + '</td><td data-label="Error or reason">' + (problem(b) || "") + "</td></tr>";
   }
 
+  function lag(d) {
+    if (!d.lag_versions) return '<span class="muted">up to date</span>';
+    return '<span class="warn-note">' + num(d.lag_versions) + (d.lag_versions === 1 ? " version" : " versions") +
+      " · " + span(d.lag_seconds) + "</span>";
+  }
+
+  function destinationRow(name, d) {
+    var last = d.last_delivery, err = d.last_error, failing = err && err.failures_in_a_row > 0;
+    var error = err ? note(err.message, failing ? "err" : "muted") + (failing ? ' <span class="muted">' +
+      num(err.failures_in_a_row) + " in a row" + (err.retry_at ? ", next try " + esc(clock(err.retry_at)) : "") +
+      "</span>" : "") : "";
+    return '<tr data-testid="destination-row" data-destination="' + esc(d.destination) + '">' +
+      '<td data-label="Destination"><span class="name">' + esc(d.destination) + '</span> <span class="muted">' +
+      esc(d.type || "not defined") + "</span></td>" +
+      '<td data-label="Table"><code>' + esc(d.table) + "</code></td>" +
+      '<td data-label="Delivered">' + (d.delivered_version ? "v" + esc(d.delivered_version) : "—") +
+      (d.delivering ? ' <span class="muted">delivering…</span>' : "") +
+      (d.reload_pending ? ' <span class="muted">reload asked</span>' : "") + "</td>" +
+      '<td data-label="Lag">' + lag(d) + "</td>" +
+      '<td data-label="Last delivery">' + (last ? esc(clock(last.at)) + ' <span class="muted">' + esc(last.mode) +
+      " · " + num(last.rows) + " rows</span>" : '<span class="muted">none yet</span>') + "</td>" +
+      '<td data-label="Last error">' + error + "</td>" +
+      '<td class="actions"><button class="act ghost" data-action="reload" data-path="destinations/' +
+      esc(d.destination) + '/reload" data-stream="' + esc(name) + '">Reload</button></td></tr>';
+  }
+
   async function updateStream(name) {
     var results = await Promise.all([api("/streams/" + name), api("/streams/" + name + "/batches?limit=50"),
                                      api("/ui/overview/" + name)]);
@@ -338,6 +369,9 @@
            : info.state) +
       fact("In progress", p ? "v" + esc(p.version) + " · " + num(p.pages_received) + " pages · " +
            num(p.records_received) + " records" : "idle");
+    var targets = info.destinations || [];
+    $("destinations").hidden = !targets.length;
+    $("destination-rows").innerHTML = targets.map(function (d) { return destinationRow(name, d); }).join("");
     drawCharts(batches);
     $("batch-rows").innerHTML = batches.length ? batches.map(batchRow).join("")
       : '<tr><td colspan="7" class="muted">No batches yet: press Start.</td></tr>';
@@ -407,7 +441,7 @@
     if (action === "page-next" || action === "page-prev") return turnPage(action);
     button.disabled = true;
     try {
-      await api("/streams/" + name + "/" + action, "POST");
+      await api("/streams/" + name + "/" + (button.dataset.path || action), "POST");
       ui.notice = null;
       ui.noticeAuth = false;
     } catch (error) {
