@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from app.publish import drift, gates
+from app.publish import drift, gates, incremental
 from app.publish.candidate import Candidate, load
 from app.store import Store
 
@@ -54,6 +54,8 @@ def settle(store: Store, stream: str, version: int) -> str:
     if found is None:
         status = store.reader.batch_or_none(stream, version) or {}
         return "waiting" if status.get("status") == "running" else "not_running"
+    if incremental.is_incremental(found):  # merged onto its base: its own pipeline
+        return incremental.settle(found)
     extra: dict[str, str] = {}
     for prepare in PREPARERS:
         extra.update(prepare(found))
@@ -62,6 +64,8 @@ def settle(store: Store, stream: str, version: int) -> str:
         verdict = store.writer.quarantine(stream, version, "; ".join(reasons), extra)
     else:
         verdict = store.writer.try_publish(stream, version, extra)
+    if verdict == "published":
+        incremental.published(found)
     log.info("batch settled stream=%s version=%s verdict=%s%s", stream, version, verdict,
              f" reason={reasons[0]}" if reasons else "")
     return verdict

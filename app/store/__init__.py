@@ -19,10 +19,12 @@ from app.store.changefeed import ChangeFeed
 from app.store.changesets import ChangeSets
 from app.store.definitions import Definitions
 from app.store.deliveries import Deliveries
+from app.store.incremental import FullRefresh, Merger
 from app.store.locks import StreamLocks
 from app.store.oauth_tokens import TokenCache
 from app.store.ratelimit import RateLimits
 from app.store.reader import Reader
+from app.store.recindex import RecordIndex
 from app.store.writer import BatchWriter, Retention
 
 
@@ -41,6 +43,9 @@ class Store:
     deliveries: Deliveries
     rate_limits: RateLimits
     oauth_tokens: TokenCache
+    record_index: RecordIndex
+    merger: Merger
+    full_refresh: FullRefresh
 
 
 def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
@@ -53,6 +58,7 @@ def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
                           change_history=config["CHANGE_HISTORY"],
                           staging_ttl_ms=lock_ms + config["GRACE_SECONDS"] * 1000,
                           lock_ttl_ms=lock_ms)
+    index = RecordIndex(connection, prefix)
     return Store(connection=connection, prefix=prefix,
                  definitions=Definitions(connection, prefix),
                  locks=StreamLocks(connection, prefix, lock_ms),
@@ -62,4 +68,6 @@ def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
                  change_feed=ChangeFeed(connection, prefix),
                  deliveries=Deliveries(connection, prefix, retention.staging_ttl_ms),
                  rate_limits=RateLimits(connection, prefix),
-                 oauth_tokens=TokenCache(connection, prefix))
+                 oauth_tokens=TokenCache(connection, prefix),
+                 record_index=index, merger=Merger(connection, prefix, retention, index),
+                 full_refresh=FullRefresh(connection, prefix))

@@ -21,6 +21,7 @@ from app.exceptions import UpstreamError
 from app.hosts import HostPolicy
 from app.store.oauth_tokens import TokenCache
 from config.source_auth import ApiKeyAuth, Auth, BasicAuth, BearerAuth, OAuth2ClientCredentials
+from tasks.upstream import reasons
 from tasks.upstream.urls import redact
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,8 @@ class Authenticator:
             raise UpstreamError("auth", f"token endpoint unreachable: {type(exc).__name__}",
                                 url=shown) from None
         if response.status_code >= 400:
-            raise UpstreamError("auth", f"token endpoint answered {response.status_code}",
+            said = reasons.words(response, reasons.secrets_of(self.auth, self.environ))
+            raise UpstreamError("auth", f"token endpoint answered {response.status_code}{said}",
                                 status=response.status_code, url=shown)
         try:
             return response.json()
