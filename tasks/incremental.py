@@ -25,7 +25,6 @@ import orjson
 from app.exceptions import UpstreamError
 from app.extensions import Store
 from app.records import (
-    MISSING,
     PAGE_STRIDE,
     encode,
     get_path,
@@ -42,6 +41,8 @@ from config.streams import StreamDefinition
 from tasks.upstream.bodies import place
 
 FULL, INCREMENTAL = "full", "incremental"
+# What get_path answers for a field a record lacks (None may be a field's real value).
+ABSENT = object()
 
 
 @dataclass
@@ -111,8 +112,8 @@ class BatchPlan:
 
     def _cursor_of(self, record: Any, page: int, position: int) -> float:
         path = self.config.cursor_path
-        value = get_path(record, path, MISSING) if isinstance(record, dict) else MISSING
-        if value is MISSING or value is None:
+        value = get_path(record, path, None) if isinstance(record, dict) else None
+        if value is None:
             raise UpstreamError("cursor_missing", f"record {position} of page {page} has no "
                                 f"cursor field {path!r} (source.incremental.cursor_path)",
                                 page=page)
@@ -127,7 +128,7 @@ class BatchPlan:
 
     def _deleted(self, record: Any) -> bool:
         path = self.config.deleted_path
-        return path is not None and get_path(record, path, MISSING) == self.config.deleted_value
+        return path is not None and get_path(record, path, ABSENT) == self.config.deleted_value
 
     def _key_of(self, record: Any, page: int, position: int) -> str:
         key = get_path(record, self.definition.key, None)

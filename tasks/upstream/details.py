@@ -16,13 +16,15 @@ from typing import Any
 from urllib.parse import quote
 
 from app.exceptions import UpstreamError
-from app.records import MISSING, get_path
+from app.records import get_path
 from config.incremental import PLACEHOLDER, Details
 from tasks.upstream.client import Pager
 from tasks.upstream.request import PageFetcher
 from tasks.upstream.urls import redact
 
 MAX_SAMPLES = 10
+# What get_path answers for a path the answer lacks (None may be the detail itself).
+ABSENT = object()
 
 
 class DetailFetcher:
@@ -62,8 +64,8 @@ class DetailFetcher:
         """Return the detail URL of one record; a field the template names must be there."""
         def value(match: Any) -> str:
             path = match.group(1).strip()
-            found = get_path(record, path, MISSING) if isinstance(record, dict) else MISSING
-            if found is MISSING or found is None or isinstance(found, dict | list):
+            found = get_path(record, path, None) if isinstance(record, dict) else None
+            if found is None or isinstance(found, dict | list):
                 raise UpstreamError("details_template", f"details.url names {{{path}}}, which "
                                     f"record {position} of page {page} does not have",
                                     page=page)
@@ -78,8 +80,8 @@ class DetailFetcher:
             return exc
 
     def _merge(self, record: Any, body: Any) -> Any:
-        detail = get_path(body, self.config.records_path, MISSING)
-        if detail is MISSING:
+        detail = get_path(body, self.config.records_path, ABSENT)
+        if detail is ABSENT:
             return UpstreamError("details", f"details.records_path "
                                  f"{self.config.records_path!r} is missing from the answer")
         if self.config.into is not None:
