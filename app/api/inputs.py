@@ -8,6 +8,7 @@ from flask import current_app, request
 from pydantic import BaseModel, ValidationError
 
 from app.api.error_handlers import validation_error
+from app.api.suggest import with_suggestions
 from app.exceptions import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
 from app.hosts import source_url_errors
 from config.streams import StreamDefinition, valid_stream_name
@@ -36,7 +37,7 @@ def body(model: type[Model], *, optional: bool = False,
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        raise validation_error(exc) from None
+        raise with_suggestions(validation_error(exc), model, data) from None
 
 
 def source_hosts(definition: StreamDefinition, allowed_hosts: list[str]) -> None:
