@@ -16,8 +16,9 @@ to a caller that asks for changes:
     POST /catalogs/<c>/search    {"filter": {"since"}, "page": n}   {"data": [...]}
     POST /catalogs/<c>/graphql   {"query", "variables": {"since", "after"}}  GraphQL shape
 
-`requests` logs what each caller asked (method, path, query, body); `expected()` is what
-a faithful copy holds: every live item, listed fields and detail merged.
+`requests` logs what each caller asked (method, path, query, body); `delay` slows every
+answer down (seconds); `expected()` is what a faithful copy holds: every live item,
+listed fields and detail merged.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import base64
 import csv
 import io
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,6 +64,7 @@ class Catalog:
     changed: dict[Any, int] = field(default_factory=dict)
     tombstones: dict[Any, int] = field(default_factory=dict)
     broken: set[Any] = field(default_factory=set)
+    delay: float = 0.0
     requests: list[Seen] = field(default_factory=list)
     clock: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -126,6 +129,8 @@ def blueprint(catalogs: dict[str, Catalog]) -> Blueprint:
         with catalog.lock:
             catalog.requests.append(Seen(request.method, request.path, request.args.to_dict(),
                                          request.get_json(silent=True)))
+        if catalog.delay:
+            time.sleep(catalog.delay)
         return catalog
 
     def next_link(number: int) -> str:
