@@ -2,7 +2,7 @@
 
     python -m bench            N = 10k, 100k, 1M (about 10 minutes)
     python -m bench --quick    N = 10k, 100k only
-    python -m bench --only ingest,publish,reads,memory,scaling
+    python -m bench --only ingest,publish,incremental,reads,memory,scaling
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import sys
 import time
 from typing import Any
 
-from bench import ingest, memory, publish, reads, report
+from bench import incremental, ingest, memory, publish, reads, report
 from bench.env import World, machine
 
 FULL = (10_000, 100_000, 1_000_000)
 QUICK = (10_000, 100_000)
-PARTS = ("ingest", "publish", "reads", "memory", "scaling")
+PARTS = ("ingest", "publish", "incremental", "reads", "memory", "scaling")
 
 
 def run(parts: tuple[str, ...], sizes: tuple[int, ...], quick: bool) -> dict[str, Any]:
@@ -44,6 +44,10 @@ def run(parts: tuple[str, ...], sizes: tuple[int, ...], quick: bool) -> dict[str
                                         world.redis_server.url, n)
                                   for n in (1_000, *sizes[1:])]
             world.forget("ds:{publish-*")
+        if "incremental" in parts:
+            results["incremental"] = [_step(f"incremental {n}", incremental.measure,
+                                            world.redis_server.url, n) for n in sizes[1:]]
+            world.forget("ds:{incremental-*")
         if "scaling" in parts:
             per_stream = 10_000 if quick else 25_000
             results["scaling"] = _step("scaling", ingest.scaling, world, 4, per_stream, 20)

@@ -44,6 +44,21 @@ def _publish(rows: list[dict[str, float]]) -> list[str]:
     return lines
 
 
+def _incremental(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["### 2b. Incremental batch: 1,000 changes merged onto N records (target <= 0.1x "
+             "a full batch; no command > 100 ms)", "",
+             _row("records", "full batch s", "of which settle s", "incremental batch s",
+                  "of which settle s", "batch ratio", "settle ratio",
+                  "slowest command, full (ms)", "slowest command, incremental (ms)"),
+             _row(*["---"] * 9)]
+    lines += [_row(_n(r["records"]), f"{r['full_batch_s']:.2f}", f"{r['full_settle_s']:.2f}",
+                   f"{r['inc_batch_s']:.3f}", f"{r['inc_settle_s']:.3f}",
+                   f"{r['batch_ratio']:.3f}x", f"{r['settle_ratio']:.3f}x",
+                   f"{r['full_slowest_ms']:.1f}", f"{r['inc_slowest_ms']:.1f}")
+              for r in rows]
+    return lines
+
+
 def _reads(r: dict[str, float]) -> list[str]:
     return ["### 3. Reads, GET /data?limit=100, 16 connections (target >= 0.8x rps, "
             "p99 <= 1.5x)", "",
@@ -85,6 +100,8 @@ def tables(results: dict[str, Any]) -> str:
         blocks.append(_ingest(results["ingest"]))
     if "publish" in results:
         blocks.append(_publish(results["publish"]))
+    if "incremental" in results:
+        blocks.append(_incremental(results["incremental"]))
     if "reads" in results:
         blocks.append(_reads(results["reads"]))
     if "memory" in results:

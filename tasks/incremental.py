@@ -86,8 +86,9 @@ class BatchPlan:
     def entries(self, kept: list[Any], dead: list[str], page: int
                 ) -> list[tuple[float, str]]:
         """Return the entries to store: full batches as usual, changes in fetch order."""
-        if self.mode == FULL:
+        if self.mode == FULL:  # tombstones are simply left out of a full version
             self.counts["upserts"] += len(kept)
+            self.counts["tombstones"] += len(dead)
             return to_entries(kept, page, self.definition.order_by)
         for position, record in enumerate(kept, start=1):
             if get_path(record, self.definition.key, None) is None:

@@ -13,9 +13,11 @@ from app.exceptions import UpstreamError
 from app.extensions import Store
 from config.streams import StreamDefinition
 from tasks.fetch import run_batch
+from tasks.incremental import shifted
 from tests.support.catalog import Catalog, stamp
 from tests.support.seed import Seeder
 from tests.support.upstream import Upstream
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -231,3 +233,29 @@ def test_reasons_name_the_page_and_the_record(
     no_field = run(app, store, seed)
     assert no_field["error"]["kind"] == "details_template"
     assert "{sku}, which record 1 of page 1 does not have" in no_field["error"]["message"]
+
+
+def test_full_refresh_every_counts_batches_or_seconds(
+        app: Flask, store: Store, seed: Seeder, upstream: Upstream, catalog: Catalog) -> None:
+    define(store, upstream, catalog, incremental={
+        "cursor_path": "updated_at", "param": "updated_since",
+        "full_refresh_every": {"batches": 3}})
+    modes = [run(app, store, seed)["incremental"]["mode"] for _ in range(5)]
+    assert modes == ["full", "incremental", "incremental", "full", "incremental"]
+
+    define(store, upstream, catalog, incremental={
+        "cursor_path": "updated_at", "param": "updated_since",
+        "full_refresh_every": {"seconds": 1}})
+    due = wait_for(lambda: (batch := run(app, store, seed))["incremental"]["mode"] == "full"
+                   and batch, timeout=10, interval=0.2, what="a full batch after 1 s")
+    assert due["incremental"]["reason"] == "full_refresh_every"
+
+
+@pytest.mark.parametrize(("value", "lag", "sent"), [
+    ("2026-01-01T00:00:10Z", 5, "2026-01-01T00:00:05Z"),
+    ("2026-01-01T00:00:10.250+02:00", 0.5, "2026-01-01T00:00:09.750+02:00"),
+    ("2026-01-01T00:00:10", 60, "2025-12-31T23:59:10"),
+    (100, 5, 95), ("100", 5, "95"), (1.5, 0.5, 1.0), ("x", 0, "x")])
+def test_lag_moves_the_cursor_back_in_the_upstream_s_own_spelling(
+        value: Any, lag: float, sent: Any) -> None:
+    assert shifted(value, lag) == sent

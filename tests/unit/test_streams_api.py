@@ -205,3 +205,16 @@ def test_new_source_options_are_checked_at_put(client: FlaskClient) -> None:
     refused = client.put("/streams/a", json=forbidden)
     assert refused.status_code == 422
     assert refused.json["error"]["details"]["errors"][0]["field"] == "source.details.url"
+
+
+def test_tombstones_need_the_key_as_the_upstream_sends_it(client: FlaskClient) -> None:
+    source = {**DEFINITION["source"], "incremental": {
+        "cursor_path": "updated_at", "param": "since", "deleted_path": "deleted"}}
+    body = {**DEFINITION, "source": source,
+            "middleware": [{"type": "cast", "fields": {"id": "int"}}]}
+
+    response = client.put("/streams/a", json=body)
+
+    assert response.status_code == 422
+    error = response.json["error"]["details"]["errors"][0]
+    assert error["field"] == "middleware" and "changes the key field 'id'" in error["message"]
