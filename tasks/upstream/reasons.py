@@ -3,7 +3,7 @@
 When the upstream refuses a request, its answer usually says why ("Bad credentials",
 ``invalid_client``, a GraphQL ``errors`` list). `words` reads the start of that answer and
 returns the part worth showing: the usual error fields of a JSON answer, else the text
-with any HTML tags removed, on one line, at most `MAX_WORDS` characters, with every
+(without its tags, for HTML), on one line, at most `MAX_WORDS` characters, with every
 secret the stream's auth reads from the environment, and anything shaped like a token
 or password, replaced by ``REDACTED``.
 """
@@ -56,7 +56,10 @@ def excerpt(raw: bytes, content_type: str = "", secrets: Iterable[str] = ()) -> 
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = None
-        text = _TAGS.sub(" ", raw.decode("utf-8", "replace"))
+        text = raw.decode("utf-8", "replace")
+        if "html" in content_type.lower() or text.lstrip().lower().startswith(
+                ("<!doctype", "<html")):
+            text = _TAGS.sub(" ", text)
     if body is not None:
         text = json_words(body) or raw.decode("utf-8", "replace")
     text = _SPACE.sub(" ", text).strip()

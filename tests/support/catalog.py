@@ -10,6 +10,7 @@ none: every live item), oldest change first, a page at a time; tombstones are li
 to a caller that asks for changes:
 
     GET  /catalogs/<c>/items?updated_since=&page=       {"data": [...], "next": url|null}
+                                                        (or header X-Updated-Since)
     GET  /catalogs/<c>/items/<id>                       the item's detail (404 if gone)
     GET  /catalogs/<c>/items.jsonl?updated_since=&page= JSON Lines, Link rel="next"
     GET  /catalogs/<c>/items.csv?updated_since=&page=   CSV, Link rel="next"
@@ -51,6 +52,7 @@ class Seen:
     path: str
     query: dict[str, str]
     body: Any
+    headers: dict[str, str]
 
 
 @dataclass
@@ -128,7 +130,7 @@ def blueprint(catalogs: dict[str, Catalog]) -> Blueprint:
         catalog = catalogs[name]
         with catalog.lock:
             catalog.requests.append(Seen(request.method, request.path, request.args.to_dict(),
-                                         request.get_json(silent=True)))
+                                         request.get_json(silent=True), dict(request.headers)))
         if catalog.delay:
             time.sleep(catalog.delay)
         return catalog
@@ -142,7 +144,8 @@ def blueprint(catalogs: dict[str, Catalog]) -> Blueprint:
     def items(name: str) -> Any:
         catalog = logged(name)
         number = int(request.args.get("page", "1"))
-        rows, more = catalog.page(request.args.get("updated_since"), number)
+        since = request.args.get("updated_since") or request.headers.get("X-Updated-Since")
+        rows, more = catalog.page(since, number)
         return jsonify({"data": rows, "next": next_link(number) if more else None})
 
     @bp.get("/items/<key>")

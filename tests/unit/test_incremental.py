@@ -259,3 +259,30 @@ def test_full_refresh_every_counts_batches_or_seconds(
 def test_lag_moves_the_cursor_back_in_the_upstream_s_own_spelling(
         value: Any, lag: float, sent: Any) -> None:
     assert shifted(value, lag) == sent
+
+
+def test_a_header_cursor_an_initial_value_and_a_quarantine_that_keeps_the_window(
+        app: Flask, store: Store, seed: Seeder, upstream: Upstream, catalog: Catalog) -> None:
+    incremental = {"cursor_path": "updated_at", "param": "X-Updated-Since",
+                   "param_in": "header", "deleted_path": "deleted",
+                   "initial_value": stamp(3)}
+    define(store, upstream, catalog, details=None, incremental=incremental)
+    first = run(app, store, seed)
+    assert catalog.saw("/items")[0].headers["X-Updated-Since"] == stamp(3)
+    assert [record["id"] for record in served(store)] == [3, 4, 5, 6, 7]
+    definition = store.definitions.get("shop")
+    assert definition is not None
+    store.definitions.put("shop", definition.model_copy(update={
+        "publish_gate": definition.publish_gate.model_copy(update={"max_drop_ratio": 0.3})}))
+    for key in (3, 4, 5):
+        catalog.delete(key)
+    catalog.requests.clear()
+
+    held = run(app, store, seed)
+
+    assert held["status"] == "quarantined" and held["base"] == first["version"]
+    assert catalog.saw("/items")[0].headers["X-Updated-Since"] == stamp(7)
+    catalog.requests.clear()
+    again = run(app, store, seed)
+    assert again["status"] == "quarantined"
+    assert catalog.saw("/items")[0].headers["X-Updated-Since"] == stamp(7)
