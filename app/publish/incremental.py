@@ -72,6 +72,7 @@ def published(candidate: Candidate) -> None:
     """After a full batch of an incremental stream publishes, index its records."""
     definition = candidate.definition
     if definition is None or definition.source.incremental is None:
+        candidate.store.record_index.drop(candidate.stream)  # no longer incremental
         return
     try:
         candidate.store.record_index.build(candidate.stream, candidate.version, definition.key)
@@ -103,7 +104,9 @@ def _end(candidate: Candidate, status: str, kind: str, message: str) -> str:
     store.merger.set_aside(candidate.stream, candidate.version)
     log.info("incremental batch ended stream=%s version=%s status=%s kind=%s",
              candidate.stream, candidate.version, final, kind)
-    return status if final == status else "not_running"
+    if final != status:
+        return "not_running"
+    return kind if status == "abandoned" else status  # stale, as PUBLISH answers it
 
 
 def _records(candidate: Candidate) -> int:

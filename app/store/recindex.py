@@ -48,6 +48,10 @@ class RecordIndex:
         raw = self.connection.hget(StreamKeys(self.prefix, stream).index, MARK)
         return None if raw is None else str(raw)
 
+    def drop(self, stream: str) -> None:
+        """Forget the index of a stream that is no longer incremental (freed lazily)."""
+        self.connection.unlink(StreamKeys(self.prefix, stream).index)
+
     def lookup(self, stream: str, version: int, keys: list[str]
                ) -> dict[str, list[str]] | None:
         """Return key -> members of `version` for `keys` (absent keys left out).
