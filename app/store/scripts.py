@@ -204,8 +204,8 @@ for i = 1, #items, 2 do
   args[i + 1] = items[i]
 end
 local added = 0
-for i = 1, #args, 1000 do
-  added = added + redis.call('ZADD', KEYS[3], unpack(args, i, math.min(i + 999, #args)))
+for i = 1, #args, 4000 do  -- within Lua's stack: unpack() of up to 4,000 values
+  added = added + redis.call('ZADD', KEYS[3], unpack(args, i, math.min(i + 3999, #args)))
 end
 at = at + #items / 2
 redis.call('HSET', KEYS[1], 'merge_at', at)
