@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint unit bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .  # the data-streams command line
 	touch $(STAMP)
 
 run: $(STAMP)  ## Run web, ingest, worker, beat, Flower and the demo upstream (+ Redis).
@@ -20,7 +21,7 @@ test: $(STAMP)  ## Lint, type-check and run every test (unit, integration, fault
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy app tasks config devtools demo
+	$(BIN)/mypy app tasks config devtools demo dscli
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q

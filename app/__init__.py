@@ -29,7 +29,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     redis_checks.init_app(app)
     metrics.init_app(app)
     cli.init_app(app)
-    app.register_blueprint(health.bp)
+    health.init_app(app)
     api.init_app(app)
     return app
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import LockError
 
+from app import redaction
 from app.exceptions import Conflict, StreamNotFound
 from app.extensions import Store
 from app.ops.metrics import observe_batch
@@ -118,7 +119,7 @@ def describe(store: Store, schedules: Schedules, name: str) -> dict[str, Any]:
             "current_version": store.reader.current_version(name),
             "in_progress": store.reader.in_progress(name),
             "rate_limited_until": store.rate_limits.limited_until(name),
-            "definition": definition.model_dump(mode="json")}
+            "definition": redaction.definition(definition.model_dump(mode="json"))}
 
 
 def summary(store: Store, schedules: Schedules) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@
     └── UpstreamError             a fetch failed; `kind` is machine-readable
         └── MiddlewareError       kind "middleware": names the middleware (index, type)
         (kinds: http_status, timeout, connection, invalid_json, records_path,
-         pagination_loop, auth, forbidden_host, response_too_large, middleware,
+         pagination_loop, incomplete, auth, forbidden_host, response_too_large, middleware,
          cancelled, lock_lost, poison, internal)
 
 Third-party errors (requests, redis) are translated at the boundary that calls them, so
@@ -144,7 +144,7 @@ class UpstreamError(DataStreamsError):
 
     def __init__(self, kind: str, message: str, *, status: int | None = None,
                  page: int | None = None, attempts: int | None = None,
-                 url: str | None = None) -> None:
+                 url: str | None = None, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -152,10 +152,12 @@ class UpstreamError(DataStreamsError):
         self.page = page
         self.attempts = attempts
         self.url = url
+        self.details = details or {}
 
     def to_dict(self) -> dict[str, Any]:
         fields = {"kind": self.kind, "message": self.message, "status": self.status,
-                  "page": self.page, "attempts": self.attempts, "url": self.url}
+                  "page": self.page, "attempts": self.attempts, "url": self.url,
+                  **self.details}
         return {key: value for key, value in fields.items() if value is not None}
 
 

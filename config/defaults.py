@@ -26,9 +26,11 @@ VISIBILITY_TIMEOUT = 3600
 # consumer can finish storing the last pages of a batch after the fetch has ended.
 LOCK_SLACK_SECONDS = 120
 
-# Where the status page links to Flower. Not FLOWER_*: Flower reads every such variable
-# as one of its own options and refuses to start on an unknown one.
-UI_FLOWER_URL = "http://127.0.0.1:5555"
+# Flower's port (the Procfile's flower line reads FLOWER_PORT with the same default).
+FLOWER_PORT = 5555
+# Where the status page links to Flower, {port} being FLOWER_PORT. Not FLOWER_*: Flower
+# reads every such variable as one of its own options and refuses to start on an unknown one.
+UI_FLOWER_URL = "http://127.0.0.1:{port}"
 
 # How many published versions stay readable.
 KEEP_VERSIONS = 3
@@ -57,3 +59,15 @@ CUSTOM_MIDDLEWARE_PREFIXES: tuple[str, ...] = ()
 READY_TIMEOUT_SECONDS = 1.0
 # Level of the JSON log lines of every process.
 LOG_LEVEL = "INFO"
+
+# Upstream secrets: the prefix every environment variable named by a definition's `*_env`
+# fields must have, so no definition can send the server's own settings upstream.
+SECRET_ENV_PREFIX = "DS_SECRET_"
+# /readyz: how long one answer is reused by every caller of a web process, in seconds.
+READY_CACHE_SECONDS = 5.0
+# Without API_TOKEN, state-changing requests must come from the server's own origin:
+# http(s)://127.0.0.1, localhost or [::1] at the port the request reached. TRUSTED_ORIGINS
+# (a comma list such as "https://ds.example.com") adds others; none by default.
+TRUSTED_ORIGINS: tuple[str, ...] = ()
+# Deepest nesting of arrays and objects a JSON request body may have, in levels.
+MAX_JSON_DEPTH = 64

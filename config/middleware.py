@@ -1,7 +1,10 @@
 """Middleware specs: the `middleware` list of a stream definition, one model per type.
 
 Each spec is tagged by `type` (a pydantic discriminated union), so an unknown type or a
-bad option is a 422 naming the middleware's index and field at PUT time. Custom
+bad option is a 422 naming the middleware's index and field at PUT time. A `validate`
+schema may refer only to itself (`non_local_refs`): a ``$ref`` to a URL, file or data URI
+is a 422 (the views ask with `LOCAL_REFS_CONTEXT`), and the worker's validator has no way
+to load one either. Custom
 middleware is loaded by dotted path only from module prefixes the server allows
 (``CUSTOM_MIDDLEWARE_PREFIXES``); the PUT view passes them in the validation context.
 """
@@ -22,6 +25,10 @@ CONTEXT_FIELDS = ("_fetched_at", "_batch_version", "_source_url", "_stream", "_p
 CastType = Literal["int", "float", "bool", "string", "datetime"]
 # A dotted path of at least two names, none of them a dunder (no `x.__class__` tricks).
 DOTTED = re.compile(r"^(?!(.*\.)?__)[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+# Keywords by which a JSON Schema refers to another schema; only "#..." values are allowed.
+REF_KEYWORDS = frozenset({"$ref", "$dynamicRef", "$recursiveRef"})
+# Key of the validation context that asks for the $ref check (True for new definitions).
+LOCAL_REFS_CONTEXT = "local_refs_only"
 # Key of the validation context holding the allowed module prefixes (a list of str).
 PREFIXES_CONTEXT = "custom_middleware_prefixes"
 
@@ -104,9 +111,17 @@ class ValidateSpec(Spec):
 
     @field_validator("json_schema")
     @classmethod
-    def _schema_is_valid(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _schema_is_valid(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         from jsonschema import exceptions, validators
 
+        # Checked for new definitions (PUT, load-streams), so one stored before still loads;
+        # the worker refuses to build its validator either way.
+        strict = isinstance(info.context, dict) and info.context.get(LOCAL_REFS_CONTEXT)
+        outside = non_local_refs(value) if strict else []
+        if outside:
+            where, ref = outside[0]
+            raise ValueError(f"{where or '/'}: $ref {ref!r} points outside the schema; only "
+                             "references inside it ('#...') are allowed (nothing is fetched)")
         try:
             validators.validator_for(value).check_schema(value)
         except exceptions.SchemaError as exc:
@@ -135,6 +150,25 @@ MiddlewareSpec = Annotated[
     SelectSpec | DropSpec | RenameSpec | AddFieldsSpec | FilterSpec | FlattenSpec | CastSpec
     | DedupeSpec | ValidateSpec | CustomSpec,
     Field(discriminator="type")]
+
+
+def non_local_refs(schema: Any) -> list[tuple[str, str]]:
+    """Return (JSON pointer, reference) of every $ref that does not start with '#'.
+
+    A reference to anything else (``http:``, ``file:``, ``data:``, a relative path) would
+    make the validator load a document from outside the definition.
+    """
+    found, pending = [], [("", schema)]
+    while pending:
+        where, node = pending.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if key in REF_KEYWORDS and not (isinstance(item, str) and item.startswith("#")):
+                    found.append((where, str(item)))
+                pending.append((f"{where}/{key}", item))
+        elif isinstance(node, list):
+            pending.extend((f"{where}/{index}", item) for index, item in enumerate(node))
+    return sorted(found)
 
 
 def allowed_path(path: str, prefixes: list[str] | tuple[str, ...]) -> bool:

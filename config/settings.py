@@ -57,6 +57,18 @@ def celery_settings(redis_url: str, soft_limit: int, hard_limit: int, env: Mappi
     }
 
 
+def security_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Return the settings of secrets, probes and origins (docs/operations.md, Security)."""
+    prefix = env.get("SECRET_ENV_PREFIX", defaults.SECRET_ENV_PREFIX)
+    if not prefix.strip():
+        raise ValueError("SECRET_ENV_PREFIX must not be empty: it keeps definitions from "
+                         "naming the server's own environment variables")
+    return {"SECRET_ENV_PREFIX": prefix,
+            "READY_CACHE_SECONDS": float(env.get("READY_CACHE_SECONDS")
+                                         or defaults.READY_CACHE_SECONDS),
+            "TRUSTED_ORIGINS": _list(env, "TRUSTED_ORIGINS") or list(defaults.TRUSTED_ORIGINS)}
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return the Flask config mapping built from `environ` (default: os.environ)."""
     env = os.environ if environ is None else environ
@@ -83,7 +95,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_PAGE_LIMIT": _int(env, "MAX_PAGE_LIMIT", defaults.MAX_PAGE_LIMIT),
         "MAX_PAGES": _int(env, "MAX_PAGES", defaults.MAX_PAGES),
         "ALLOWED_SOURCE_HOSTS": _list(env, "ALLOWED_SOURCE_HOSTS"),
-        "UI_FLOWER_URL": env.get("UI_FLOWER_URL") or defaults.UI_FLOWER_URL,
+        "UI_FLOWER_URL": env.get("UI_FLOWER_URL") or defaults.UI_FLOWER_URL.format(
+            port=_int(env, "FLOWER_PORT", defaults.FLOWER_PORT)),
         "CUSTOM_MIDDLEWARE_PREFIXES": (_list(env, "CUSTOM_MIDDLEWARE_PREFIXES")
                                        or list(defaults.CUSTOM_MIDDLEWARE_PREFIXES)),
         # Security and operations (README): bearer tokens, probes, logs.
@@ -93,5 +106,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
                                        or defaults.READY_TIMEOUT_SECONDS),
         "LOG_LEVEL": env.get("LOG_LEVEL") or defaults.LOG_LEVEL,
         "SECRET_ENV_VARS": _list(env, "SECRET_ENV_VARS"),
+        **security_settings(env),
         "CELERY": celery_settings(redis_url, soft, hard, env),
     }

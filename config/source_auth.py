@@ -3,16 +3,35 @@
 Secrets are never part of a definition: each secret field names an environment variable
 of the worker (`token_env`, `password_env`, `client_secret_env`, ...), read at fetch time.
 A definition can therefore be stored, listed and returned without leaking anything.
+Only variables named with the server's secret prefix (``SECRET_ENV_PREFIX``, default
+``DS_SECRET_``) may be named, so a definition cannot make the worker send ``REDIS_URL``
+or ``API_TOKEN`` upstream: the PUT view passes the prefix in the validation context
+(`SECRET_PREFIX_CONTEXT`), and the worker checks it again when it reads the variable.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+# Key of the validation context holding the required prefix of secret variables (a str).
+SECRET_PREFIX_CONTEXT = "secret_env_prefix"
+
+
+def _secret_variable(name: str, info: ValidationInfo) -> str:
+    prefix = info.context.get(SECRET_PREFIX_CONTEXT) if isinstance(info.context, dict) else None
+    if prefix is not None and not name.startswith(prefix):
+        raise ValueError(f"must name a secret variable: names start with {prefix!r} "
+                         "(SECRET_ENV_PREFIX)")
+    return name
+
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
-                               description="Name of an environment variable of the worker.")]
+                               description="Name of an environment variable of the worker; "
+                                           "it must start with SECRET_ENV_PREFIX "
+                                           "(default DS_SECRET_)."),
+                    AfterValidator(_secret_variable)]
 
 
 class _Strict(BaseModel):

@@ -18,7 +18,10 @@ from config import defaults
 from config.middleware import MiddlewareSpec
 from config.source import Source
 
-STREAM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Matched whole (fullmatch): with `match`, "$" would also accept a name ending in "\n".
+STREAM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+# The rule as told to users.
+STREAM_NAME_RULE = "^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
 class PublishGate(BaseModel):
@@ -80,11 +83,15 @@ class StreamDefinition(BaseModel):
 
 def valid_stream_name(name: str) -> bool:
     """Tell whether `name` may name a stream (it becomes part of Redis keys and URLs)."""
-    return bool(STREAM_NAME.match(name))
+    return STREAM_NAME.fullmatch(name) is not None
 
 
-def load_streams_file(path: str | Path) -> dict[str, StreamDefinition]:
-    """Read `{"streams": {name: definition}}` from YAML or JSON; ${VARS} are expanded."""
+def load_streams_file(path: str | Path, context: dict[str, Any] | None = None
+                      ) -> dict[str, StreamDefinition]:
+    """Read `{"streams": {name: definition}}` from YAML or JSON; ${VARS} are expanded.
+
+    `context` is the validation context of the models (e.g. the secret variable prefix).
+    """
     text = os.path.expandvars(Path(path).read_text(encoding="utf-8"))
     raw: Any = yaml.safe_load(text) or {}
     streams = raw.get("streams", {}) if isinstance(raw, dict) else {}
@@ -92,5 +99,5 @@ def load_streams_file(path: str | Path) -> dict[str, StreamDefinition]:
     for name, body in streams.items():
         if not valid_stream_name(str(name)):
             raise ValueError(f"invalid stream name in {path}: {name!r}")
-        result[str(name)] = StreamDefinition.model_validate(body)
+        result[str(name)] = StreamDefinition.model_validate(body, context=context)
     return result

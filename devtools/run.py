@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from config import defaults
 from devtools.redis_server import RedisServer, free_port
 from devtools.system import metrics_dir
 
@@ -42,6 +43,19 @@ def environment(redis_url: str) -> dict[str, str]:
     return env
 
 
+def start_hint(env: dict[str, str]) -> str:
+    """Return the start-up line: where things listen, and a first command that will work
+    (sending the token by name when API_TOKEN is set, never its value)."""
+    web = env.get("PORT", "8000")
+    flower = env.get("FLOWER_PORT") or str(defaults.FLOWER_PORT)
+    auth = ' -H "Authorization: Bearer $API_TOKEN"' if env.get("API_TOKEN") else ""
+    cli_env = (f"DS_URL=http://127.0.0.1:{web} " if web != "8000" else "") + (
+        'DS_TOKEN="$API_TOKEN" ' if env.get("API_TOKEN") else "")
+    return (f"data-streams on http://127.0.0.1:{web}  Flower on http://127.0.0.1:{flower}\n"
+            f"try: curl -X POST localhost:{web}/streams/demo/start{auth}\n"
+            f"  or: {cli_env}.venv/bin/data-streams start demo --wait")
+
+
 def main() -> int:
     """Start Redis if needed, then every Procfile process; stop all on Ctrl-C."""
     server = None
@@ -54,9 +68,7 @@ def main() -> int:
         print(f"embedded Redis on {redis_url} (data and AOF in var/redis)", flush=True)
     env = environment(redis_url)
     web = env.get("PORT", "8000")
-    print(f"data-streams on http://127.0.0.1:{web}  Flower on http://127.0.0.1:"
-          f"{env.get('FLOWER_PORT', '5555')}  try: curl -X POST "
-          f"localhost:{web}/streams/demo/start", flush=True)
+    print(start_hint(env), flush=True)
     # honcho hands each process its own PORT counting up from -p; web is the first line.
     honcho = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"),
               "-d", str(ROOT), "-p", web]

@@ -34,7 +34,16 @@ from tasks.upstream import Pager
 log = logging.getLogger(__name__)
 
 
-@shared_task(name=names.FETCH_STREAM, bind=True, acks_late=False, ignore_result=True)
+class BatchFailed(Exception):
+    """Raised once a failed batch is recorded, so the task ends FAILURE in Flower.
+
+    The message is already acknowledged (``acks_late=False``), so raising re-runs nothing;
+    it is an expected exception (``throws``): Celery logs it without a traceback.
+    """
+
+
+@shared_task(name=names.FETCH_STREAM, bind=True, acks_late=False, ignore_result=True,
+             throws=(BatchFailed,))
 def fetch_stream(self: Task, stream: str) -> dict[str, Any]:
     """Fetch one batch of `stream` and hand it to data-streams."""
     store = get_store()
@@ -54,9 +63,10 @@ def fetch_stream(self: Task, stream: str) -> dict[str, Any]:
         with bind(version=lease.version):  # every log line of the batch names its version
             return run_batch(store, definition, lease, outbox)
     except UpstreamError as exc:
-        return _failed(outbox, lease, exc)
+        raise _failed(outbox, lease, exc) from None
     except SoftTimeLimitExceeded:
-        return _failed(outbox, lease, UpstreamError("timeout", "fetch exceeded its time limit"))
+        raise _failed(outbox, lease, UpstreamError(
+            "timeout", "fetch exceeded its time limit")) from None
     except Exception as exc:
         # A bug or a lost connection: end the batch now (not when its lock expires), then
         # let Celery log the traceback. The message names the type only: no data leaks.
@@ -71,7 +81,8 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
     started = time.monotonic()
     steps = BatchSource.start(store, definition, lease)  # full or incremental, details
     pager = Pager(steps.source, rate_limits=store.rate_limits, tokens=store.oauth_tokens,
-                  stream=lease.stream, allowed_hosts=current_app.config["ALLOWED_SOURCE_HOSTS"])
+                  stream=lease.stream, allowed_hosts=current_app.config["ALLOWED_SOURCE_HOSTS"],
+                  secret_prefix=current_app.config["SECRET_ENV_PREFIX"])
     steps.attach(pager)
     context = BatchContext(stream=lease.stream, version=lease.version, fetched_at=now_iso(),
                            source_url=definition.source.url)
@@ -112,10 +123,12 @@ def _send(outbox: Outbox, steps: BatchSource, schema: SchemaBuilder, number: int
     return len(entries)
 
 
-def _failed(outbox: Outbox, lease: BatchLease, exc: UpstreamError) -> dict[str, Any]:
+def _failed(outbox: Outbox, lease: BatchLease, exc: UpstreamError) -> BatchFailed:
+    """End the batch as failed; return the exception that tells Celery (and Flower) so."""
     error = exc.to_dict()
     outbox.fail(error)
     log.warning("batch failed stream=%s version=%s kind=%s page=%s",
                 lease.stream, lease.version, exc.kind, exc.page,
                 extra={"version": lease.version, "page": exc.page, "kind": exc.kind})
-    return {"stream": lease.stream, "version": lease.version, "error": error}
+    return BatchFailed(f"batch {lease.version} of {lease.stream} failed: {exc.kind}: "
+                       f"{exc.message}")

@@ -28,7 +28,8 @@ def redis() -> Iterator[fakeredis.FakeRedis]:
 @pytest.fixture
 def app(redis: fakeredis.FakeRedis) -> Flask:
     """Return an app whose Redis (store, RedBeat) is fakeredis; Celery sends nothing."""
-    return create_app({"TESTING": True, "REDIS_CLIENT": redis,
+    # No worker answers on the memory broker: /metrics and /readyz need not wait for one.
+    return create_app({"TESTING": True, "REDIS_CLIENT": redis, "READY_TIMEOUT_SECONDS": 0.05,
                        "CELERY": {"broker_url": "memory://", "task_always_eager": False,
                                   "redbeat_key_prefix": "{redbeat}:",
                                   "redbeat_redis_url": "redis://127.0.0.1:1/0",

@@ -10,12 +10,21 @@ API's shape is public, not its data) and the data-free status page shell
 
 Missing or malformed header: 401; a well-formed but wrong token: 403. Comparison is
 constant-time (`hmac.compare_digest`).
+
+Without ``API_TOKEN`` (loopback mode) a browser could still be made to send requests: a
+page on another site posting to 127.0.0.1, or a name of the attacker's that resolves to
+127.0.0.1 (DNS rebinding). So `check_origin` answers 403 to any request (probes aside)
+whose ``Host`` is not this server's own (127.0.0.1, localhost, [::1] or another loopback
+address, at the port the request reached, or a ``TRUSTED_ORIGINS`` entry), and to any
+state-changing request whose ``Origin`` is not the origin of that ``Host`` (or trusted). The
+status page calls the API from its own origin, so its buttons keep working.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
 
@@ -23,8 +32,9 @@ from app.exceptions import Forbidden, Unauthorized
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "openapi.openapi_document",
-                            "openapi.docs_page"})
+                            "openapi.docs_page", "openapi.docs_asset"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+PROBES = frozenset({"health.healthz", "health.readyz"})
 
 
 def _public_endpoints() -> frozenset[str]:
@@ -76,6 +86,52 @@ def check_request() -> None:
                                  else "read_token"})
 
 
+def local_port() -> int | None:
+    """Return the port this request reached on the server's socket, when the server says."""
+    sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
+    try:
+        return int(sock.getsockname()[1]) if sock is not None else None
+    except (OSError, AttributeError, IndexError, TypeError, ValueError):
+        return None
+
+
+def own_host(host: str, trusted: list[str]) -> bool:
+    """Tell whether a Host header names this server: loopback at the port reached, or trusted."""
+    if host.lower() in {urlsplit(origin).netloc.lower() for origin in trusted}:
+        return True
+    try:
+        parts = urlsplit(f"//{host}")
+        port = parts.port
+    except ValueError:
+        return False
+    if not parts.hostname or not is_loopback(parts.hostname):
+        return False
+    reached = local_port()
+    return reached is None or (port or 80) == reached
+
+
+def check_origin() -> None:
+    """Refuse, without API_TOKEN, a request from a foreign Host or a cross-origin write."""
+    config = current_app.config
+    if config.get("API_TOKEN") or request.endpoint in PROBES:
+        return
+    host = request.headers.get("Host", "")
+    trusted = config.get("TRUSTED_ORIGINS", [])
+    if not own_host(host, trusted):
+        raise Forbidden(f"Host {host!r} is not this server: without API_TOKEN only "
+                        "127.0.0.1, localhost and [::1] (or TRUSTED_ORIGINS) are served",
+                        details={"reason": "foreign_host", "host": host})
+    origin = request.headers.get("Origin")
+    if request.method in READ_METHODS or origin is None:
+        return
+    allowed = {f"http://{host}".lower(), f"https://{host}".lower(),
+               *(entry.rstrip("/").lower() for entry in trusted)}
+    if origin.lower() not in allowed:
+        raise Forbidden(f"cross-origin {request.method} refused: Origin {origin!r} is not "
+                        "this server's (set API_TOKEN, or list it in TRUSTED_ORIGINS)",
+                        details={"reason": "foreign_origin", "origin": origin})
+
+
 def is_loopback(host: str) -> bool:
     """Tell whether a bind host only listens on this machine."""
     host = host.strip()
@@ -100,5 +156,6 @@ def exposure_problem(hosts: list[str], api_token: str, read_token: str) -> str |
 
 
 def init_app(app: Flask) -> None:
-    """Check the token of every request before its view runs."""
+    """Check the origin and the token of every request before its view runs."""
+    app.before_request(check_origin)
     app.before_request(check_request)

@@ -1,4 +1,9 @@
-"""Request parsing: JSON bodies into pydantic models, names and query numbers checked."""
+"""Request parsing: JSON bodies into pydantic models, names and query numbers checked.
+
+Bad input is a 4xx with the error shape, never a 500: a body nesting deeper than
+``MAX_JSON_DEPTH`` is a 400 before any model sees it; a name no stream can have is a 404
+where a stream is looked up and a 422 naming the rule where one would be created.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,28 @@ from app.api.error_handlers import validation_error
 from app.api.suggest import with_suggestions
 from app.exceptions import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
 from app.hosts import source_url_errors
-from config.streams import StreamDefinition, valid_stream_name
+from config import defaults
+from config.streams import STREAM_NAME_RULE, StreamDefinition, valid_stream_name
 
 Model = TypeVar("Model", bound=BaseModel)
+TOO_DEEP = object()
 
 
 def stream_name(name: str) -> str:
     """Return `name` if it may name a stream; an impossible name is simply not found."""
     if not valid_stream_name(name):
-        raise NotFound(f"stream {name!r} does not exist: names match "
-                       "^[a-z0-9][a-z0-9_-]{0,63}$", details={"stream": name})
+        raise NotFound(f"stream {name!r} does not exist: names match {STREAM_NAME_RULE}",
+                       details={"stream": name})
+    return name
+
+
+def new_stream_name(name: str) -> str:
+    """Return `name` if a stream may be created under it, else a 422 naming the rule."""
+    if not valid_stream_name(name):
+        message = f"a stream name must match {STREAM_NAME_RULE}"
+        raise ValidationFailed(f"invalid stream name {name!r}: {message}", details={
+            "errors": [{"field": "name", "message": message, "type": "stream_name"}],
+            "rule": STREAM_NAME_RULE})
     return name
 
 
@@ -31,13 +48,33 @@ def body(model: type[Model], *, optional: bool = False,
         return model()
     if not request.is_json:
         raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json)")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # the decoder's own limit, far deeper than ours
+        data = TOO_DEEP
     if data is None:
         raise BadRequest("the body is not valid JSON")
+    if data is TOO_DEEP or json_depth(data) > defaults.MAX_JSON_DEPTH:
+        raise BadRequest(f"the body nests arrays and objects deeper than "
+                         f"{defaults.MAX_JSON_DEPTH} levels",
+                         details={"max_depth": defaults.MAX_JSON_DEPTH})
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise with_suggestions(validation_error(exc), model, data) from None
+
+
+def json_depth(value: Any) -> int:
+    """Return how deep arrays and objects nest in a JSON value (a scalar is 0)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(
+            node, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def source_hosts(definition: StreamDefinition, allowed_hosts: list[str]) -> None:

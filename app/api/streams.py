@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from app import control
+from app import control, redaction
 from app.api import inputs, models, openapi
 from app.extensions import get_store
 from app.schedule import Schedules
-from config.middleware import PREFIXES_CONTEXT
+from config.middleware import LOCAL_REFS_CONTEXT, PREFIXES_CONTEXT
+from config.source_auth import SECRET_PREFIX_CONTEXT
 from config.streams import StreamDefinition
 
 bp = Blueprint("streams", __name__, url_prefix="/streams")
@@ -29,13 +30,16 @@ def list_streams() -> Response:
 @openapi.document(json=StreamDefinition, ok=models.StreamSaved, tags=("streams",))
 def put_stream(name: str) -> tuple[Response, int]:
     """Create or replace a stream definition."""
-    name = inputs.stream_name(name)
-    prefixes = current_app.config.get("CUSTOM_MIDDLEWARE_PREFIXES", [])
-    definition = inputs.body(StreamDefinition, context={PREFIXES_CONTEXT: prefixes})
+    name = inputs.new_stream_name(name)
+    config = current_app.config
+    definition = inputs.body(StreamDefinition, context={
+        PREFIXES_CONTEXT: config.get("CUSTOM_MIDDLEWARE_PREFIXES", []),
+        SECRET_PREFIX_CONTEXT: config["SECRET_ENV_PREFIX"], LOCAL_REFS_CONTEXT: True})
     inputs.source_hosts(definition, current_app.config["ALLOWED_SOURCE_HOSTS"])
     inputs.interval(definition.interval_seconds)
     created = get_store().definitions.put(name, definition)
-    body = {"stream": name, "created": created, "definition": definition.model_dump(mode="json")}
+    body = {"stream": name, "created": created,
+            "definition": redaction.definition(definition.model_dump(mode="json"))}
     return jsonify(body), 201 if created else 200
 
 

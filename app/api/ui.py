@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, redirect, send_from_directory
 from werkzeug.wrappers import Response as BaseResponse
 
-from app.api import inputs
+from app.api import inputs, openapi
 from app.extensions import Store, get_store
 from app.records import iso, parse_time
 from app.schedule import Schedules
@@ -36,6 +36,7 @@ def index() -> Response:
     """Serve the status page shell."""
     response = send_from_directory(SHELL_DIR, "index.html", max_age=0)
     response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Security-Policy"] = openapi.SAME_ORIGIN_ONLY
     return response
 
 

@@ -8,6 +8,8 @@ from flask.cli import with_appcontext
 
 from app.extensions import get_redis, get_store
 from app.ops import redis_checks
+from config.middleware import LOCAL_REFS_CONTEXT
+from config.source_auth import SECRET_PREFIX_CONTEXT
 from config.streams import load_streams_file
 
 
@@ -22,7 +24,9 @@ def load_streams(path: str | None) -> None:
         click.echo("no streams file given and STREAMS_FILE is unset; nothing to load")
         return
     definitions = get_store().definitions
-    for name, definition in load_streams_file(path).items():
+    context = {SECRET_PREFIX_CONTEXT: current_app.config["SECRET_ENV_PREFIX"],
+               LOCAL_REFS_CONTEXT: True}
+    for name, definition in load_streams_file(path, context).items():
         created = definitions.put(name, definition)
         click.echo(f"{'created' if created else 'updated'} stream {name}")
 

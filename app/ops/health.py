@@ -4,22 +4,32 @@
 the ``fetch`` queue and one the ``ingest`` queue (each answers a broadcast within
 ``READY_TIMEOUT_SECONDS``), and beat's RedBeat lock is held (the key exists with a TTL, so
 beat renewed it within ``BEAT_LOCK_TIMEOUT``). Otherwise 503, naming what failed.
+
+The probe is open to anyone, so it must be cheap: `ReadyProbe` runs the checks in a thread
+of its own at most once per ``READY_CACHE_SECONDS`` per web process and every caller reads
+the last answer (``checked_at`` says when it was taken). A caller waits for a running check
+at most ``READY_TIMEOUT_SECONDS`` + `WAIT_MARGIN` after it began, never for a hung Redis.
+Workers are counted per queue, never named: the answer tells no one the hosts.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import redis
 from celery import Celery
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from app.extensions import get_redis
+from app.records import iso_at
 from config.names import QUEUES
 
 bp = Blueprint("health", __name__)
 
 BEAT_LOCK_KEY = "{redbeat}::lock"
+# Beyond the workers' broadcast, how long a caller may wait for a check, in seconds.
+WAIT_MARGIN = 1.0
 
 
 def redis_check(connection: redis.Redis) -> dict[str, Any]:
@@ -47,7 +57,8 @@ def workers_check(celery_app: Celery, timeout: float) -> dict[str, Any]:
         found = consumers(celery_app, timeout)
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
-    return {"ok": all(found.values()), "queues": found}
+    return {"ok": all(found.values()),
+            "queues": {queue: len(nodes) for queue, nodes in found.items()}}
 
 
 def beat_check(connection: redis.Redis) -> dict[str, Any]:
@@ -67,15 +78,69 @@ def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
+def run_checks(connection: redis.Redis, celery_app: Celery, timeout: float
+               ) -> dict[str, Any]:
+    """Return the checks of Redis, then (when it answers) of the workers and beat."""
+    checks = {"redis": redis_check(connection)}
+    if checks["redis"]["ok"]:
+        checks["workers"] = workers_check(celery_app, timeout)
+        checks["beat"] = beat_check(connection)
+    ready = all(check["ok"] for check in checks.values())
+    return {"status": "ready" if ready else "not_ready", "checks": checks,
+            "checked_at": iso_at(time.time())}
+
+
+class ReadyProbe:
+    """The readiness of the system as last checked, refreshed at most once per `ttl`."""
+
+    def __init__(self, connection: redis.Redis, celery_app: Celery, *, timeout: float,
+                 ttl: float) -> None:
+        self.connection = connection
+        self.celery_app = celery_app
+        self.timeout = timeout
+        self.ttl = ttl
+        self.lock = threading.Lock()
+        self.body: dict[str, Any] | None = None
+        self.checked = -float("inf")  # time.monotonic() of the last answer
+        self.thread: threading.Thread | None = None
+        self.started = 0.0
+
+    def answer(self) -> dict[str, Any]:
+        """Return the last answer if fresh; else start (or join) a check, briefly."""
+        with self.lock:
+            if time.monotonic() - self.checked < self.ttl and self.body is not None:
+                return self.body
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._check, name="readyz", daemon=True)
+                self.started = time.monotonic()
+                self.thread.start()
+            thread, deadline = self.thread, self.started + self.timeout + WAIT_MARGIN
+        thread.join(max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            if thread.is_alive() or self.body is None:
+                return {"status": "not_ready", "checks": {"probe": {
+                    "ok": False, "error": f"checks did not finish within "
+                                          f"{self.timeout + WAIT_MARGIN:g} s"}},
+                    "checked_at": iso_at(time.time())}
+            return self.body
+
+    def _check(self) -> None:
+        body = run_checks(self.connection, self.celery_app, self.timeout)
+        with self.lock:
+            self.body, self.checked = body, time.monotonic()
+
+
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     """Answer 200 when Redis, a fetch worker, an ingest consumer and beat are all up."""
-    connection = get_redis()
-    checks = {"redis": redis_check(connection)}
-    if checks["redis"]["ok"]:
-        timeout = float(current_app.config.get("READY_TIMEOUT_SECONDS", 1.0))
-        checks["workers"] = workers_check(current_app.extensions["celery"], timeout)
-        checks["beat"] = beat_check(connection)
-    ready = all(check["ok"] for check in checks.values())
-    body = {"status": "ready" if ready else "not_ready", "checks": checks}
-    return jsonify(body), 200 if ready else 503
+    body = current_app.extensions["readyz"].answer()
+    return jsonify(body), 200 if body["status"] == "ready" else 503
+
+
+def init_app(app: Flask) -> None:
+    """Serve the probes with one `ReadyProbe` per web process."""
+    app.extensions["readyz"] = ReadyProbe(
+        app.extensions["redis"], app.extensions["celery"],
+        timeout=float(app.config.get("READY_TIMEOUT_SECONDS", 1.0)),
+        ttl=float(app.config.get("READY_CACHE_SECONDS", 5.0)))
+    app.register_blueprint(bp)

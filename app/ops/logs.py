@@ -7,10 +7,12 @@ and filters are put on the handlers it installs). Each line carries ``ts``, ``le
 ``logger`` and ``message``, the fields a call passes in ``extra=``, the batch context
 bound with `bind` (stream, version, page) and the Celery task id when inside a task.
 
-`Redactor` scrubs every line: Authorization headers, token-like query parameters
-(``api_key``, ``token``, ``access_token``, ``client_secret``, ...), passwords in URLs and
-the values of secret environment variables (names with TOKEN, SECRET, PASSWORD, KEY,
-CREDENTIAL or FLOWER_BASIC_AUTH, plus any listed in ``SECRET_ENV_VARS``).
+`Redactor` scrubs every line: the value of every ``name=value`` or ``Name: value`` whose
+name can carry a secret by `app.redaction.secret_name` (Authorization and other credential
+headers, ``api_key``, ``api_token``, ``private_token``, ``access_token``, ``sig``,
+``X-Amz-Signature``, ``client_secret``, ...), passwords in URLs and the values of secret
+environment variables (names with TOKEN, SECRET, PASSWORD, KEY, CREDENTIAL or
+FLOWER_BASIC_AUTH, plus any listed in ``SECRET_ENV_VARS``).
 """
 
 from __future__ import annotations
@@ -27,17 +29,17 @@ from typing import Any
 import orjson
 
 from app.records import iso_at
+from app.redaction import secret_name
 
 REDACTED = "[REDACTED]"
 # Celery's per-task INFO lines; their failures are still logged (at ERROR).
 QUIET_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|API_?KEY|CREDENTIAL|PRIVATE|FLOWER_BASIC_AUTH",
                          re.IGNORECASE)
-_HEADER = re.compile(r"(?i)(authorization|proxy-authorization|x-api-key|cookie)"
-                     r"""(["']?\s*[:=]\s*["']?)(bearer\s+|basic\s+|token\s+)?[^\s"',;&]+""")
-_PARAM = re.compile(r"(?i)\b(api[_-]?key|apikey|access[_-]?token|refresh[_-]?token|token|"
-                    r"client[_-]?secret|secret|password|passwd|signature|sig|auth)"
-                    r"(=|%3D)[^&\s\"'#]+")
+# A name, how it is tied to its value (=, :, %3D, quoted or not), an auth scheme, the value.
+# Names are bounded so that a long run of word characters is scanned in linear time.
+_PAIR = re.compile(r"""(?<![\w.-])([\w.-]{1,64})(["']?\s*[:=]\s*["']?|%3D)"""
+                   r"""((?:bearer|basic|token)\s+)?([^\s"',;&#?]+)""", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(://[^/\s:@]*:)[^@/\s]+@")
 # Fields of a LogRecord itself; everything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -59,9 +61,13 @@ def redact(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    text = _HEADER.sub(lambda m: f"{m[1]}{m[2]}{m[3] or ''}{REDACTED}", text)
-    text = _PARAM.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
-    return _URL_PASSWORD.sub(lambda m: f"{m[1]}{REDACTED}@", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m[1]}{REDACTED}@", text)
+    return _PAIR.sub(_scrub_pair, text)
+
+
+def _scrub_pair(match: re.Match[str]) -> str:
+    name, tie, scheme, _ = match.groups()
+    return f"{name}{tie}{scheme or ''}{REDACTED}" if secret_name(name) else match[0]
 
 
 @contextmanager

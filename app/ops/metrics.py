@@ -18,8 +18,14 @@ at scrape time by `RedisCollector`, so they are right whichever process answers.
     ds_rate_limit_wait_seconds_total{stream}   time spent in those waits
     ds_stream_freshness_seconds{stream}        seconds since the current version was published
     ds_stream_current_version{stream}          the version being served
+    ds_stream_interval_seconds{stream}         the interval of a running stream (none: stopped)
     ds_queue_depth{queue}                      messages waiting in the fetch and ingest queues
+    ds_queue_workers{queue}                    workers consuming a queue (answered a broadcast)
+    ds_beat_up                                 1 while beat holds its RedBeat lock
     ds_redis_up                                1 when Redis answered the scrape
+
+The workers are counted by the broadcast `/readyz` sends, so a scrape takes about
+``READY_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import redis
-from flask import Blueprint, Flask, Response
+from celery import Celery
+from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -42,8 +49,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from app.extensions import Store, get_store
+from app.extensions import Store, get_redis, get_store
+from app.ops import health
 from app.records import parse_time
+from app.schedule import Schedules
 from config.names import QUEUES
 
 # kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists beside its own.
@@ -93,10 +102,11 @@ def observe_rate_limit_wait(stream: str, seconds: float) -> None:
 
 
 class RedisCollector(Collector):
-    """Freshness, current version and queue depths, read from Redis at scrape time."""
+    """Freshness, current version, interval and queue depths, read from Redis at scrape time."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, schedules: Schedules) -> None:
         self.store = store
+        self.schedules = schedules
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("ds_redis_up", "1 when Redis answered this scrape.")
@@ -113,9 +123,14 @@ class RedisCollector(Collector):
                                   "current version was published.", labels=["stream"])
         current = GaugeMetricFamily("ds_stream_current_version", "The version served.",
                                     labels=["stream"])
+        interval = GaugeMetricFamily("ds_stream_interval_seconds", "The interval of a "
+                                     "running stream.", labels=["stream"])
         now = datetime.now(UTC)
         reader = self.store.reader
         for name in self.store.definitions.names():
+            state = self.schedules.describe(name)
+            if state["state"] == "running":
+                interval.add_metric([name], state["interval_seconds"])
             version = reader.current_version(name)
             if not version:
                 continue
@@ -134,7 +149,31 @@ class RedisCollector(Collector):
         for index, queue in enumerate(QUEUES):
             step = len(PRIORITY_SUFFIXES)
             depth.add_metric([queue], sum(lengths[index * step:(index + 1) * step]))
-        yield from (fresh, current, depth)
+        yield from (fresh, current, interval, depth)
+
+
+class ProcessCollector(Collector):
+    """Signs of life of the other processes: workers per queue (they answer a broadcast
+    within `timeout` seconds; no sample when the broadcast fails) and beat's lock."""
+
+    def __init__(self, celery_app: Celery, connection: redis.Redis, timeout: float) -> None:
+        self.celery_app = celery_app
+        self.connection = connection
+        self.timeout = timeout
+
+    def collect(self) -> Iterator[Metric]:
+        beat = GaugeMetricFamily("ds_beat_up", "1 while beat holds its RedBeat lock.")
+        beat.add_metric([], 1 if health.beat_check(self.connection)["ok"] else 0)
+        yield beat
+        workers = GaugeMetricFamily("ds_queue_workers", "Workers consuming a queue.",
+                                    labels=["queue"])
+        try:
+            found = health.consumers(self.celery_app, self.timeout)
+        except Exception:  # the broker is down: ds_redis_up says so; no guess here
+            return
+        for queue, nodes in found.items():
+            workers.add_metric([queue], len(nodes))
+        yield workers
 
 
 class _ThisProcess(Collector):
@@ -144,14 +183,15 @@ class _ThisProcess(Collector):
         yield from REGISTRY.collect()
 
 
-def registry(store: Store) -> CollectorRegistry:
-    """Return the registry of one scrape: every process's metrics plus Redis's."""
+def registry(store: Store, celery_app: Celery, timeout: float) -> CollectorRegistry:
+    """Return the registry of one scrape: every process's metrics, Redis's, the processes'."""
     scrape = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(scrape)
     else:
         scrape.register(_ThisProcess())
-    scrape.register(RedisCollector(store))
+    scrape.register(RedisCollector(store, Schedules(celery_app)))
+    scrape.register(ProcessCollector(celery_app, get_redis(), timeout))
     return scrape
 
 
@@ -167,7 +207,8 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics() -> Response:
     """Return every metric in the Prometheus text format."""
-    body = generate_latest(registry(get_store()))
+    timeout = float(current_app.config.get("READY_TIMEOUT_SECONDS", 1.0))
+    body = generate_latest(registry(get_store(), current_app.extensions["celery"], timeout))
     return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                     headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -24,6 +24,8 @@ from app.exceptions import InvalidCursor
 
 # Longest cursor accepted, in characters: a real one is well under 200.
 MAX_LENGTH = 1024
+# Largest version or offset a cursor may carry (as the `version` query parameter): 2^53.
+MAX_INTEGER = 2**53
 _DECODE_ERRORS = (binascii.Error, ValueError, KeyError, TypeError, AttributeError,
                   orjson.JSONDecodeError)
 
@@ -82,12 +84,9 @@ class Cursor:
         body = decode(text)
         try:
             window = Window(_bound(body.get("lo")), _bound(body.get("hi")), bool(body.get("d")))
-            cursor = cls(version=int(body["v"]), offset=int(body["o"]), window=window)
+            return cls(version=_whole(body["v"], 1), offset=_whole(body["o"], 0), window=window)
         except _DECODE_ERRORS:
             raise _invalid() from None
-        if cursor.version < 1 or cursor.offset < 0:
-            raise _invalid()
-        return cursor
 
 
 @dataclass(frozen=True)
@@ -105,12 +104,20 @@ class ChangeCursor:
     def decode(cls, text: str) -> ChangeCursor:
         body = decode(text)
         try:
-            cursor = cls(since=int(body["f"]), to=int(body["t"]), after=str(body["k"]))
+            cursor = cls(since=_whole(body["f"], 0), to=_whole(body["t"], 1),
+                         after=str(body["k"]))
         except _DECODE_ERRORS:
             raise _invalid() from None
-        if cursor.since < 0 or cursor.to <= cursor.since or not cursor.after:
+        if cursor.to <= cursor.since or not cursor.after:
             raise _invalid()
         return cursor
+
+
+def _whole(value: Any, low: int) -> int:
+    """Return a version or offset a cursor carries: an integer in [low, MAX_INTEGER]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_INTEGER:
+        raise ValueError("not a version or offset")
+    return value
 
 
 def _bound(value: Any) -> float | None:

@@ -14,12 +14,16 @@ from typing import Any
 import orjson
 from jsonschema import validators
 from jsonschema.exceptions import best_match
+from referencing import Registry
 
 from app.records import get_path
-from config.middleware import DedupeSpec, ValidateSpec
+from config.middleware import DedupeSpec, ValidateSpec, non_local_refs
 from tasks.middleware.base import BatchContext, Middleware, Record
 
 ABSENT = object()
+# A schema resolves references only inside itself: an empty registry, whose default
+# `retrieve` refuses every URI (jsonschema's own default would fetch http, file and data).
+LOCAL_ONLY: Registry[Any] = Registry()
 
 
 class Dedupe(Middleware):
@@ -79,7 +83,9 @@ class Validate(Middleware):
     def __init__(self, spec: ValidateSpec, key_path: str) -> None:
         super().__init__(key_path)
         schema = spec.json_schema
-        self.validator = validators.validator_for(schema)(schema)
+        if non_local_refs(schema):  # a definition stored before the PUT check
+            raise ValueError("the schema refers outside itself ($ref); nothing is fetched")
+        self.validator = validators.validator_for(schema)(schema, registry=LOCAL_ONLY)
         self.on_invalid = spec.on_invalid
 
     def apply(self, records: list[Record], context: BatchContext) -> list[Record]:

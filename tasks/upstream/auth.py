@@ -3,7 +3,9 @@
 `Authenticator.apply` adds the credentials to one request; `refresh` is called once on a
 401 and, for OAuth2 client credentials, drops the cached token and fetches a new one.
 Tokens are shared by the workers through `app.store.oauth_tokens` (encrypted). Secrets never
-appear in an error, a log line or a URL shown to anyone.
+appear in an error, a log line or a URL shown to anyone, are read only from variables named
+with ``SECRET_ENV_PREFIX``, and go only to the source's origin and the token URL (the
+fetcher and `transport` see to that).
 """
 
 from __future__ import annotations
@@ -19,21 +21,35 @@ import requests
 
 from app.exceptions import UpstreamError
 from app.hosts import HostPolicy
+from app.redaction import url as redact
 from app.store.oauth_tokens import TokenCache
+from config import defaults
 from config.source_auth import ApiKeyAuth, Auth, BasicAuth, BearerAuth, OAuth2ClientCredentials
 from tasks.upstream import reasons
-from tasks.upstream.urls import redact
 
 log = logging.getLogger(__name__)
 DEFAULT_TOKEN_LIFETIME = 3600
 
 
-def secret_from_env(environ: Mapping[str, str], name: str) -> str:
-    """Return the value of env var `name`, or fail the batch with kind auth."""
+def secret_from_env(environ: Mapping[str, str], name: str, prefix: str) -> str:
+    """Return the value of env var `name`, or fail the batch with kind auth.
+
+    Only variables whose name starts with `prefix` (``SECRET_ENV_PREFIX``) hold upstream
+    secrets: a definition naming another one (``REDIS_URL``, ``API_TOKEN``) is refused
+    here too, whatever let it in.
+    """
+    if not name.startswith(prefix):
+        raise UpstreamError("auth", f"environment variable {name} is not a secret variable: "
+                            f"secret names start with {prefix} (SECRET_ENV_PREFIX)")
     value = environ.get(name)
     if not value:
         raise UpstreamError("auth", f"environment variable {name} is not set on the worker")
     return value
+
+
+def secret_params(auth: Auth | None) -> list[str]:
+    """Return the query parameter names that carry a secret of `auth`."""
+    return [auth.name] if isinstance(auth, ApiKeyAuth) and auth.location == "query" else []
 
 
 class Authenticator:
@@ -41,7 +57,8 @@ class Authenticator:
 
     def __init__(self, auth: Auth | None, *, session: requests.Session, policy: HostPolicy,
                  stream: str, tokens: TokenCache | None, timeout: tuple[float, float],
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None,
+                 secret_prefix: str = defaults.SECRET_ENV_PREFIX) -> None:
         self.auth = auth
         self.session = session
         self.policy = policy
@@ -49,26 +66,29 @@ class Authenticator:
         self.tokens = tokens
         self.timeout = timeout
         self.environ = os.environ if environ is None else environ
+        self.secret_prefix = secret_prefix
         self._token: str | None = None
 
     @property
     def secret_params(self) -> list[str]:
         """Return the query parameter names that carry a secret."""
-        auth = self.auth
-        return [auth.name] if isinstance(auth, ApiKeyAuth) and auth.location == "query" else []
+        return secret_params(self.auth)
+
+    def _secret(self, name: str) -> str:
+        return secret_from_env(self.environ, name, self.secret_prefix)
 
     def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
         """Add the credentials to a request's headers or query parameters."""
         auth = self.auth
         if isinstance(auth, BearerAuth):
-            headers["Authorization"] = f"Bearer {secret_from_env(self.environ, auth.token_env)}"
+            headers["Authorization"] = f"Bearer {self._secret(auth.token_env)}"
         elif isinstance(auth, ApiKeyAuth):
-            value = auth.prefix + secret_from_env(self.environ, auth.value_env)
+            value = auth.prefix + self._secret(auth.value_env)
             (headers if auth.location == "header" else params)[auth.name] = value
         elif isinstance(auth, BasicAuth):
-            user = (secret_from_env(self.environ, auth.username_env) if auth.username_env
+            user = (self._secret(auth.username_env) if auth.username_env
                     else auth.username)
-            password = secret_from_env(self.environ, auth.password_env)
+            password = self._secret(auth.password_env)
             pair = base64.b64encode(f"{user}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {pair}"
         elif isinstance(auth, OAuth2ClientCredentials):
@@ -79,7 +99,7 @@ class Authenticator:
         auth = self.auth
         if not isinstance(auth, OAuth2ClientCredentials) or self._token is None:
             return False
-        secret = secret_from_env(self.environ, auth.client_secret_env)
+        secret = self._secret(auth.client_secret_env)
         if self.tokens is not None:
             self.tokens.drop(self.stream, self._fingerprint(auth), secret, self._token)
         self._token = None
@@ -90,7 +110,7 @@ class Authenticator:
     def _oauth_token(self, auth: OAuth2ClientCredentials) -> str:
         if self._token is not None:
             return self._token
-        secret = secret_from_env(self.environ, auth.client_secret_env)
+        secret = self._secret(auth.client_secret_env)
         cached = None
         if self.tokens is not None:
             cached = self.tokens.get(self.stream, self._fingerprint(auth), secret)
@@ -103,7 +123,7 @@ class Authenticator:
 
     def _client_id(self, auth: OAuth2ClientCredentials) -> str:
         if auth.client_id_env:
-            return secret_from_env(self.environ, auth.client_id_env)
+            return self._secret(auth.client_id_env)
         return auth.client_id
 
     def _request_token(self, auth: OAuth2ClientCredentials, secret: str) -> str:
@@ -133,14 +153,20 @@ class Authenticator:
         shown = redact(url)
         self.policy.check_url(url, resolve=None)
         try:
+            # Never redirected: the client secret would follow (a 307 resends the form).
             response = self.session.post(url, data=form, auth=basic, timeout=self.timeout,
-                                         headers={"Accept": "application/json"})
+                                         headers={"Accept": "application/json"},
+                                         allow_redirects=False)
         except UpstreamError as exc:
             exc.url = shown
             raise
         except requests.RequestException as exc:
             raise UpstreamError("auth", f"token endpoint unreachable: {type(exc).__name__}",
                                 url=shown) from None
+        if response.is_redirect:
+            raise UpstreamError("auth", f"token endpoint answered {response.status_code} (a "
+                                "redirect): credentials are sent to token_url only; set the "
+                                "final URL", status=response.status_code, url=shown)
         if response.status_code >= 400:
             said = reasons.words(response, reasons.secrets_of(self.auth, self.environ))
             raise UpstreamError("auth", f"token endpoint answered {response.status_code}{said}",

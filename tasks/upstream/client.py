@@ -12,17 +12,19 @@ import requests
 from app.exceptions import UpstreamError
 from app.hosts import HostPolicy
 from app.records import get_path
+from app.redaction import url as redact
 from app.store.oauth_tokens import TokenCache
 from app.store.ratelimit import RateLimits
+from config import defaults
 from config.source import Source
 from tasks.upstream import bodies
-from tasks.upstream.auth import Authenticator
+from tasks.upstream.auth import Authenticator, secret_params
 from tasks.upstream.pagination import LoopGuard, PageAnswer, PageRequest, paginator_for
 from tasks.upstream.reasons import json_words
 from tasks.upstream.request import PageFetcher
 from tasks.upstream.throttle import Throttle
 from tasks.upstream.transport import make_session
-from tasks.upstream.urls import redact, with_params
+from tasks.upstream.urls import with_params
 
 
 @dataclass(frozen=True)
@@ -38,22 +40,24 @@ class Pager:
     """Iterates over the pages of `source`; `stop_reason` tells why it stopped.
 
     `rate_limits` and `tokens` (parts of the store) share the rate limit and the OAuth2
-    token of `stream` with the other workers; `allowed_hosts` is ``ALLOWED_SOURCE_HOSTS``.
+    token of `stream` with the other workers; `allowed_hosts` is ``ALLOWED_SOURCE_HOSTS``;
+    `secret_prefix` is ``SECRET_ENV_PREFIX``, the prefix every secret's variable must have.
     """
 
     def __init__(self, source: Source, *, session: requests.Session | None = None,
                  rate_limits: RateLimits | None = None, tokens: TokenCache | None = None,
                  stream: str | None = None, allowed_hosts: Iterable[str] = (),
                  environ: Mapping[str, str] | None = None,
+                 secret_prefix: str = defaults.SECRET_ENV_PREFIX,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.source = source
         self.stop_reason: str | None = None
         policy = HostPolicy(allowed_hosts)
-        self.session = session or make_session(policy)
+        self.session = session or make_session(policy, source.url, secret_params(source.auth))
         self.auth = Authenticator(source.auth, session=self.session, policy=policy,
                                   stream=stream or "", tokens=tokens if stream else None,
                                   timeout=(source.connect_timeout, source.read_timeout),
-                                  environ=environ)
+                                  environ=environ, secret_prefix=secret_prefix)
         self.fetcher = PageFetcher(source, session=self.session, policy=policy,
                                    auth=self.auth, throttle=Throttle(source, rate_limits, stream,
                                                                      sleep=sleep),

@@ -17,10 +17,10 @@ from urllib.parse import quote
 
 from app.exceptions import UpstreamError
 from app.records import get_path
+from app.redaction import url as redact
 from config.incremental import PLACEHOLDER, Details
 from tasks.upstream.client import Pager
 from tasks.upstream.request import PageFetcher
-from tasks.upstream.urls import redact
 
 MAX_SAMPLES = 10
 # What get_path answers for a path the answer lacks (None may be the detail itself).

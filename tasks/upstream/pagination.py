@@ -4,6 +4,12 @@ Each paginator turns (the page just fetched) into the next `PageRequest`, or Non
 `stop_reason` set to the rule that ended pagination: ``no_next``, ``empty_page``,
 ``short_page``, ``total_reached`` or ``has_more_false``. The loop guard (`LoopGuard`)
 and ``max_pages`` are applied by the pager on top of every kind.
+
+What the upstream says about the whole outranks the size of one page: with a total
+(``total_path``, ``total_pages_path``) a short page does not end pagination (an upstream
+may cap pages below the ``limit`` asked for), the next request starts after the records
+actually received, and an empty page before the total, or a ``has_more`` with no cursor,
+fails the batch with kind ``incomplete`` naming what was expected and what was received.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ class Paginator:
         self.source = source
         self.stop_reason: str | None = None
         self.fetched = 0
+        self.received = 0
 
     def first(self) -> PageRequest:
         """Return the request of the first page."""
@@ -74,6 +81,7 @@ class Paginator:
     def next(self, current: PageRequest, answer: PageAnswer) -> PageRequest | None:
         """Return the request of the page after `current`, or None (stop_reason set)."""
         self.fetched += 1
+        self.received += len(answer.records)
         following = self.follow(current, answer)
         if following is None and self.stop_reason is None:
             self.stop_reason = "no_next"
@@ -84,6 +92,13 @@ class Paginator:
 
     def stop(self, reason: str) -> None:
         self.stop_reason = reason
+
+
+def incomplete(what: str, expected: int, received: int) -> UpstreamError:
+    """Return the error of a pagination that ended before the upstream's own total."""
+    return UpstreamError("incomplete", f"the upstream says {expected} {what} but pagination "
+                         f"ended after {received}", details={
+                             "expected": expected, "received": received, "unit": what})
 
 
 class NextUrlPaginator(Paginator):
@@ -123,11 +138,13 @@ class PageNumberPaginator(Paginator):
     def follow(self, current: PageRequest, answer: PageAnswer) -> PageRequest | None:
         config = self._config
         total = _int_at(answer.body, config.total_pages_path)
-        if not answer.records:
-            self.stop("empty_page")
-        elif total is not None and self.fetched >= total:
+        if total is not None and self.fetched >= total:
             self.stop("total_reached")
-        elif config.page_size and len(answer.records) < config.page_size:
+        elif total is not None and not answer.records:
+            raise incomplete("pages", total, self.fetched - 1)
+        elif not answer.records:
+            self.stop("empty_page")
+        elif total is None and config.page_size and len(answer.records) < config.page_size:
             self.stop("short_page")
         else:
             page = int(current.params[config.page_param]) + 1
@@ -147,13 +164,16 @@ class OffsetPaginator(Paginator):
 
     def follow(self, current: PageRequest, answer: PageAnswer) -> PageRequest | None:
         config = self._config
+        # The next page starts after what was received, whatever size was asked for.
         offset = int(current.params[config.offset_param]) + len(answer.records)
         total = _int_at(answer.body, config.total_path)
-        if not answer.records:
-            self.stop("empty_page")
-        elif total is not None and offset >= total:
+        if total is not None and offset >= total:
             self.stop("total_reached")
-        elif len(answer.records) < config.limit:
+        elif total is not None and not answer.records:
+            raise incomplete("records", total - config.start_offset, self.received)
+        elif not answer.records:
+            self.stop("empty_page")
+        elif total is None and len(answer.records) < config.limit:
             self.stop("short_page")
         else:
             return PageRequest(self.source.url, {config.offset_param: offset,
@@ -176,12 +196,21 @@ class CursorPaginator(Paginator):
                 return None
         cursor = get_path(answer.body, config.cursor_path, None)
         if cursor is None or cursor == "":
+            if config.has_more_path is not None and _says_more(
+                    get_path(answer.body, config.has_more_path, None)):
+                raise UpstreamError("incomplete", f"{config.has_more_path} says there is "
+                                    f"more but {config.cursor_path} holds no cursor",
+                                    details={"received": self.received})
             return None
         text = str(cursor)
         if text in self.seen or text == str(current.params.get(config.cursor_param)):
             raise UpstreamError("pagination_loop", "the cursor repeats one already sent")
         self.seen.add(text)
         return PageRequest(self.source.url, {config.cursor_param: cursor})
+
+
+def _says_more(value: Any) -> bool:
+    return value is True or value in ("true", "True", 1)
 
 
 KINDS: dict[str, type[Paginator]] = {

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import requests
 
-from tasks.upstream.urls import REDACTED
+from app.redaction import REDACTED
 
 MAX_WORDS = 300
 READ_BYTES = 4096

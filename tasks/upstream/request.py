@@ -24,7 +24,7 @@ from tasks.upstream import formats, reasons
 from tasks.upstream.auth import Authenticator
 from tasks.upstream.retry import RetryHints, run_with_retries
 from tasks.upstream.throttle import Throttle
-from tasks.upstream.urls import with_params
+from tasks.upstream.urls import same_origin, with_params, without_params
 
 CHUNK_BYTES = 64 * 1024
 
@@ -72,8 +72,16 @@ class PageFetcher:
         self.sleep = sleep
 
     def fetch(self, url: str, query: dict[str, Any], body: Any) -> Answer:
-        """Return the parsed answer of one page, retried per the source's policy."""
+        """Return the parsed answer of one page, retried per the source's policy.
+
+        The source's credentials and headers go only to the origin of its `url`; a page on
+        another origin (a next link elsewhere) is asked for without them.
+        """
         self.policy.check_url(with_params(url, query), resolve=None)
+        if not same_origin(url, self.source.url):
+            url = without_params(url, self.auth.secret_params)
+            query = {name: value for name, value in query.items()
+                     if name not in self.auth.secret_params}
         hints = RetryHints()
         status, raw, links, content_type = run_with_retries(
             lambda: self._attempt(url, query, body, hints), self.source, hints,
@@ -84,7 +92,8 @@ class PageFetcher:
                  ) -> tuple[int, bytes, dict[str, str], str]:
         self.throttle.before_request()
         response = self._timed(url, query, body)
-        if response.status_code == 401 and self.auth.refresh():
+        if (response.status_code == 401 and same_origin(url, self.source.url)
+                and self.auth.refresh()):
             response.close()
             response = self._timed(url, query, body)
         with response:
@@ -112,9 +121,11 @@ class PageFetcher:
         return response
 
     def _send(self, url: str, query: dict[str, Any], body: Any) -> requests.Response:
-        headers = {"Accept": formats.ACCEPT[self.source.format], **self.source.headers}
+        headers = {"Accept": formats.ACCEPT[self.source.format]}
         params = dict(query)
-        self.auth.apply(headers, params)
+        if same_origin(url, self.source.url):
+            headers.update(self.source.headers)
+            self.auth.apply(headers, params)
         timeout = (self.source.connect_timeout, self.source.read_timeout)
         with translated():
             return self.session.request(self.source.method, url, params=params, json=body,

@@ -1,4 +1,7 @@
-"""URLs as they may be shown: query secrets and user info redacted, params merged."""
+"""URLs as the worker sends them: params merged, and the origin credentials belong to.
+
+How a URL is shown (secrets redacted) is `app.redaction.url`.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from requests.models import PreparedRequest
 
-# Query parameters whose value is a secret whatever the definition says.
-SECRET_PARAMS = frozenset({
-    "access_token", "api_key", "apikey", "api-key", "auth", "client_secret", "code", "key",
-    "password", "secret", "sig", "signature", "token", "refresh_token", "id_token",
-})
-REDACTED = "REDACTED"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def with_params(url: str, params: Mapping[str, Any] | None) -> str:
@@ -25,17 +23,31 @@ def with_params(url: str, params: Mapping[str, Any] | None) -> str:
     return str(prepared.url)
 
 
-def redact(url: str, secret_names: Iterable[str] = ()) -> str:
-    """Return `url` with secret query values and any user:password replaced."""
+def without_params(url: str, names: Iterable[str]) -> str:
+    """Return `url` without the query parameters called one of `names` (any case)."""
+    drop = {name.lower() for name in names}
+    parts = urlsplit(url)
+    if not drop or not parts.query:
+        return url
+    kept = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
+            if name.lower() not in drop]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """Return the (scheme, host, port) origin of `url` (RFC 6454), or None if it has none."""
     try:
         parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or DEFAULT_PORTS.get(scheme)
     except ValueError:
-        return "<invalid url>"
-    secret = SECRET_PARAMS | {name.lower() for name in secret_names}
-    query = [(name, REDACTED if name.lower() in secret else value)
-             for name, value in parse_qsl(parts.query, keep_blank_values=True)]
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="/:"),
-                       parts.fragment))
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return scheme, parts.hostname.rstrip(".").lower(), port
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Tell whether two URLs share one origin: scheme, host and port."""
+    mine = origin(url)
+    return mine is not None and mine == origin(other)

@@ -83,7 +83,7 @@ def test_start_watch_and_stop_a_stream_from_the_page(browser: Any, system: Syste
            source={"headers": {"X-Api-Key": SECRET_HEADER_VALUE}})
     upstream.feed(BROKEN, records(5))
     define(system, BROKEN, upstream.url(BROKEN), interval_seconds=30,
-           source={"auth": {"type": "bearer", "token_env": "INVOICES_TOKEN_E2E"}})
+           source={"auth": {"type": "bearer", "token_env": "DS_SECRET_INVOICES_E2E"}})
     requests.post(system.api(f"/streams/{BROKEN}/start"), timeout=10).raise_for_status()
 
     browser.set_window_size(1280, 900)
@@ -128,7 +128,7 @@ def test_start_watch_and_stop_a_stream_from_the_page(browser: Any, system: Syste
     wait_for(lambda: script(browser, "return document.querySelectorAll("
                                      "'svg[data-chart=records] .m-failed').length"),
              timeout=20, what="the failed batch marked in the chart")
-    assert "INVOICES_TOKEN_E2E" not in text_of(browser, "#definition")
+    assert "DS_SECRET_INVOICES_E2E" not in text_of(browser, "#definition")
     assert "auth: environment variable" in text_of(browser, "#batch-rows")
     screenshot(browser, "stream-failing.png", 1280)
 

@@ -35,7 +35,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     for old in log_dir.glob("*.log"):
         old.unlink()
     system = System(server.url, log_dir, API_TOKEN=API_TOKEN, READ_TOKEN=READ_TOKEN,
-                    UPSTREAM_KEY=UPSTREAM_KEY, READY_TIMEOUT_SECONDS="1")
+                    DS_SECRET_UPSTREAM_KEY=UPSTREAM_KEY, READY_TIMEOUT_SECONDS="1")
     try:
         system.start_all()
         yield system
@@ -71,7 +71,7 @@ def run_one_batch(system: System, upstream: Upstream, name: str) -> int:
     body = {"source": {"url": upstream.url(name), "records_path": "data",
                        "pagination": {"type": "next_url", "next_url_path": "next"},
                        "auth": {"type": "api_key", "in": "query", "name": "api_key",
-                                "value_env": "UPSTREAM_KEY"}},
+                                "value_env": "DS_SECRET_UPSTREAM_KEY"}},
             "key": "id"}
     assert call(system, "PUT", f"/streams/{name}", json=body).status_code == 201
     assert call(system, "POST", f"/streams/{name}/start").status_code == 200
@@ -165,5 +165,5 @@ def test_readyz_is_503_when_the_fetch_worker_is_down(ops: System) -> None:
     down = wait_for(lambda: (r := call(ops, "GET", "/readyz", token=None)).status_code == 503
                     and r.json(), timeout=20, what="readyz 503")
     checks = down["checks"]
-    assert checks["workers"]["ok"] is False and checks["workers"]["queues"]["fetch"] == []
-    assert checks["workers"]["queues"]["ingest"] and checks["redis"]["ok"] is True
+    assert checks["workers"]["ok"] is False and checks["workers"]["queues"]["fetch"] == 0
+    assert checks["workers"]["queues"]["ingest"] == 1 and checks["redis"]["ok"] is True

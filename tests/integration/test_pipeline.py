@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from tests.integration.conftest import Api
 from tests.support.upstream import Upstream
@@ -137,3 +138,33 @@ def test_middleware_and_order_by_shape_what_is_stored(api: Api, upstream: Upstre
                          "_batch_version": version}
     steps = api.batches(name)[0]["middleware"]["steps"]
     assert steps[0]["in"] == 20 and steps[0]["out"] == 10
+
+
+def test_a_failed_batch_is_a_failed_task_in_flowers_events(api: Api, upstream: Upstream,
+                                                           name: str) -> None:
+    """Flower counts what the workers' task events say: a failed batch must say failed."""
+    events: list[dict[str, Any]] = []
+    celery_app = api.system.celery
+    with celery_app.connection_for_read() as connection:
+        receiver = celery_app.events.Receiver(connection, handlers={"*": events.append})
+        listener = threading.Thread(target=receiver.capture,
+                                    kwargs={"limit": None, "wakeup": False}, daemon=True)
+        listener.start()
+        try:
+            wait_for(lambda: events, what="worker events (heartbeats) to flow")
+            upstream.feed(name, [{"id": 1}], status=503)
+            response = api.call("PUT", f"/streams/{name}", json={
+                "source": {"url": upstream.url(name), "records_path": "data",
+                           "max_attempts": 1}, "key": "id"})
+            assert response.status_code == 201, response.text
+            task_id = api.start(name)["queued_task"]
+            failed = wait_for(lambda: [e for e in events if e["type"] == "task-failed"
+                                       and e["uuid"] == task_id], what="task-failed event")
+        finally:
+            receiver.should_stop = True
+            listener.join(timeout=10)
+    assert "BatchFailed" in failed[0]["exception"]
+    assert "http_status: upstream answered 503" in failed[0]["exception"]
+    assert not [e for e in events if e["type"] == "task-succeeded" and e["uuid"] == task_id]
+    wait_for(lambda: api.batches(name)[0]["status"] == "failed", what="the batch failed")
+    api.stop(name)

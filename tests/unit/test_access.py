@@ -19,7 +19,7 @@ DEFINITION = {"source": {"url": "http://127.0.0.1:9/items"}}
 
 def make_app(redis: fakeredis.FakeRedis, **tokens: str) -> Flask:
     return create_app({"TESTING": True, "REDIS_CLIENT": redis, **tokens,
-                       "ALLOWED_SOURCE_HOSTS": ["127.0.0.1"],
+                       "ALLOWED_SOURCE_HOSTS": ["127.0.0.1"], "READY_TIMEOUT_SECONDS": 0.05,
                        "CELERY": {"broker_url": "memory://", "redbeat_key_prefix": "{redbeat}:",
                                   "redbeat_redis_url": "redis://127.0.0.1:1/0",
                                   "include": ["tasks.fetch", "tasks.ingest"]}})
@@ -140,3 +140,69 @@ def test_exposed_bind_without_api_token_is_refused() -> None:
     assert exposure_problem(["0.0.0.0"], API, "") is None
     assert "0.0.0.0" in (exposure_problem(["0.0.0.0"], "", "") or "")
     assert exposure_problem(["0.0.0.0"], "", READ) is not None
+
+
+class BoundSocket:
+    """What the server's socket says about the port a request reached."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+
+@pytest.fixture
+def loopback(redis: fakeredis.FakeRedis) -> FlaskClient:
+    """A client of an app without tokens, reached on 127.0.0.1:8000."""
+    client = make_app(redis).test_client()
+    client.environ_base["werkzeug.socket"] = BoundSocket(8000)
+    return client
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1:8001",
+                                    "http://localhost:8000.evil.example", "file://"])
+def test_cross_origin_writes_are_refused_without_tokens(loopback: FlaskClient,
+                                                        origin: str) -> None:
+    for method, path, body in WRITES:
+        response = loopback.open(path, method=method, json=body,
+                                 headers={"Host": "127.0.0.1:8000", "Origin": origin})
+        assert response.status_code == 403, (method, path)
+        assert response.get_json()["error"]["details"]["reason"] == "foreign_origin"
+
+
+@pytest.mark.parametrize("host", ["rebound.example:8000", "127.0.0.1:8001", "localhost",
+                                  "evil.example", "[::2]:8000", "127.0.0.1:x", ""])
+def test_a_foreign_host_is_refused_without_tokens(loopback: FlaskClient, host: str) -> None:
+    for path in ("/streams", "/", "/ui/overview"):
+        response = loopback.get(path, headers={"Host": host})
+        assert response.status_code == 403, (path, host)
+        assert response.get_json()["error"]["details"]["reason"] == "foreign_host"
+    assert loopback.put("/streams/s1", json=DEFINITION, headers={"Host": host}
+                        ).status_code == 403
+    assert loopback.get("/healthz", headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost:8000", "[::1]:8000",
+                                  "LOCALHOST:8000", "127.0.0.2:8000"])
+def test_own_origin_and_no_origin_may_write(loopback: FlaskClient, host: str) -> None:
+    assert loopback.put("/streams/s1", json=DEFINITION, headers={"Host": host}
+                        ).status_code in (200, 201)
+    for origin in (f"http://{host}", f"https://{host}"):
+        response = loopback.put("/streams/s1", json=DEFINITION,
+                                headers={"Host": host, "Origin": origin})
+        assert response.status_code == 200, origin
+
+
+def test_trusted_origins_are_served(redis: fakeredis.FakeRedis) -> None:
+    app = make_app(redis, TRUSTED_ORIGINS=["https://ds.example.com"])
+    client = app.test_client()
+    headers = {"Host": "ds.example.com", "Origin": "https://ds.example.com"}
+    assert client.put("/streams/s1", json=DEFINITION, headers=headers).status_code == 201
+    headers["Origin"] = "https://other.example.com"
+    assert client.put("/streams/s1", json=DEFINITION, headers=headers).status_code == 403
+
+
+def test_with_api_token_the_token_decides(both: FlaskClient) -> None:
+    headers = {"Host": "rebound.example", "Origin": "http://evil.example", **bearer(API)}
+    assert both.put("/streams/s1", json=DEFINITION, headers=headers).status_code == 201

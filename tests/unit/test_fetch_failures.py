@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from app.exceptions import UpstreamError
 from app.extensions import Store
 from app.store.locks import BatchLease
 from config.streams import StreamDefinition
@@ -45,3 +46,27 @@ def test_an_unexpected_error_fails_the_batch_and_is_raised(
 
     assert RecordingOutbox.sent[0][0] == "begin"
     assert RecordingOutbox.sent[1] == ("fail", {"kind": "internal", "message": "KeyError"})
+
+
+def test_a_failed_batch_ends_the_task_as_failed(
+        app: Flask, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flower counts tasks by how they end: a batch failure must not look like a success."""
+    store.definitions.put("s", StreamDefinition.model_validate(
+        {"source": {"url": "http://127.0.0.1:1/x"}}))
+    RecordingOutbox.sent = []
+    monkeypatch.setattr(fetch, "Outbox", RecordingOutbox)
+
+    def refused(*args: Any) -> None:
+        raise UpstreamError("http_status", "upstream answered 503", status=503, page=2)
+
+    monkeypatch.setattr(fetch, "run_batch", refused)
+
+    result = fetch.fetch_stream.apply(args=["s"])
+
+    assert result.state == "FAILURE"
+    assert isinstance(result.result, fetch.BatchFailed)
+    assert "http_status: upstream answered 503" in str(result.result)
+    assert fetch.BatchFailed in fetch.fetch_stream.throws  # logged without a traceback
+    assert RecordingOutbox.sent[1] == ("fail", {"kind": "http_status", "status": 503,
+                                                "page": 2,
+                                                "message": "upstream answered 503"})

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import fakeredis
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from app.extensions import Store
 from app.ops import health, metrics
+from app.schedule import Schedules
+from config.streams import StreamDefinition
 from tests.support.seed import Seeder
 
 
@@ -51,6 +56,60 @@ def test_readyz_redis_down(client: FlaskClient, monkeypatch: pytest.MonkeyPatch)
     response = client.get("/readyz")
     assert response.status_code == 503
     assert set(response.get_json()["checks"]) == {"redis"}
+
+
+def test_readyz_answers_from_a_cache_and_names_no_host(
+        client: FlaskClient, redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def counted(celery_app: Any, timeout: float) -> dict[str, list[str]]:
+        calls.append(timeout)
+        return {"fetch": ["fetch@secret-host"], "ingest": ["ingest@secret-host", "i2@h2"]}
+
+    monkeypatch.setattr(health, "consumers", counted)
+    redis.set(health.BEAT_LOCK_KEY, "x", ex=60)
+    answers = [client.get("/readyz") for _ in range(50)]
+    # One check, with the app's READY_TIMEOUT_SECONDS, for 50 callers within the cache life.
+    assert calls == [client.application.config["READY_TIMEOUT_SECONDS"]]
+    assert {answer.get_json()["checked_at"] for answer in answers} == {
+        answers[0].get_json()["checked_at"]}
+    body = answers[0].get_data(as_text=True)
+    assert "secret-host" not in body and "@" not in body
+    assert answers[0].get_json()["checks"]["workers"]["queues"] == {"fetch": 1, "ingest": 2}
+
+
+def test_readyz_is_checked_again_once_its_answer_is_old(
+        client: FlaskClient, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    workers(monkeypatch, {"fetch": ["f@h"], "ingest": ["i@h"]})
+    probe = app.extensions["readyz"]
+    assert client.get("/readyz").status_code == 503  # beat lock missing
+    probe.checked -= probe.ttl  # as if READY_CACHE_SECONDS had passed
+    app.extensions["redis"].set(health.BEAT_LOCK_KEY, "x", ex=60)
+    assert client.get("/readyz").status_code == 200
+
+
+def test_a_hung_check_holds_no_caller_past_its_bound(
+        client: FlaskClient, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def hung(celery_app: Any, timeout: float) -> dict[str, list[str]]:
+        release.wait(30)
+        return {"fetch": [], "ingest": []}
+
+    monkeypatch.setattr(health, "consumers", hung)
+    app.extensions["readyz"].timeout = 0.2  # bound: 0.2 s + WAIT_MARGIN
+    try:
+        started = time.monotonic()
+        first = client.get("/readyz")
+        waited = time.monotonic() - started
+        started = time.monotonic()
+        second = client.get("/readyz")
+        again = time.monotonic() - started
+    finally:
+        release.set()
+    assert first.status_code == 503 and "did not finish" in first.get_data(as_text=True)
+    assert 0.2 <= waited < 0.2 + health.WAIT_MARGIN + 0.5
+    assert second.status_code == 503 and again < 0.1  # the bound is per check, not per call
 
 
 def test_broker_error_is_not_ready() -> None:
@@ -95,3 +154,32 @@ def test_freshness_of_a_published_stream(client: FlaskClient, store: Store, seed
     age = sample(text, "ds_stream_freshness_seconds", stream="f1")
     assert age is not None and 0 <= age < 60
     assert sample(text, "ds_stream_current_version", stream="f1") == version
+
+
+def test_interval_of_running_streams_workers_and_beat(
+        app: Flask, client: FlaskClient, store: Store, redis: fakeredis.FakeRedis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    workers(monkeypatch, {"fetch": ["fetch@h"], "ingest": []})
+    redis.set(health.BEAT_LOCK_KEY, "x", ex=60)
+    for name in ("run1", "idle1"):
+        store.definitions.put(name, StreamDefinition.model_validate(
+            {"source": {"url": "http://127.0.0.1:9/x"}}))
+    Schedules(app.extensions["celery"]).save("run1", 30)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert sample(text, "ds_stream_interval_seconds", stream="run1") == 30
+    assert sample(text, "ds_stream_interval_seconds", stream="idle1") is None  # stopped
+    assert sample(text, "ds_queue_workers", queue="fetch") == 1
+    assert sample(text, "ds_queue_workers", queue="ingest") == 0
+    assert sample(text, "ds_beat_up") == 1
+
+
+def test_no_worker_count_when_the_broadcast_fails(client: FlaskClient,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def broker_down(celery_app: Any, timeout: float) -> dict[str, list[str]]:
+        raise ConnectionError("broker gone")
+
+    monkeypatch.setattr(health, "consumers", broker_down)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "ds_queue_workers{" not in text  # unknown is not zero: no NoWorker alert
+    assert sample(text, "ds_beat_up") == 0
+    assert sample(text, "ds_redis_up") == 1

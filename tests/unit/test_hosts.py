@@ -59,7 +59,7 @@ def test_put_refuses_a_forbidden_source_url_with_422(client: FlaskClient) -> Non
     answer = client.put("/streams/tok", json={"source": {
         "url": "http://127.0.0.1:1/", "auth": {"type": "oauth2_client_credentials",
                                                "token_url": "http://10.0.0.1/token",
-                                               "client_secret_env": "S"}}})
+                                               "client_secret_env": "DS_SECRET_S"}}})
     assert answer.status_code == 422
     fields = [e["field"] for e in answer.get_json()["error"]["details"]["errors"]]
     assert fields == ["source.url", "source.auth.token_url"]

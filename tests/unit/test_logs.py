@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 
 import orjson
 import pytest
@@ -52,14 +53,18 @@ def test_bound_context_is_on_every_line() -> None:
 
 @pytest.mark.parametrize("text", [
     "Authorization: Bearer abc.def.ghi", "authorization=Bearer abc.def.ghi",
-    "{'Authorization': 'Basic dXNlcjpwYXNz'}", "X-API-Key: abc.def.ghi"])
+    "{'Authorization': 'Basic dXNlcjpwYXNz'}", "X-API-Key: abc.def.ghi",
+    "Private-Token: abc.def.ghi", "X-Auth-Token: abc.def.ghi", '{"access_token": "abc.def.ghi"}',
+    "Cookie: session=abc.def.ghi"])
 def test_authorization_headers_are_scrubbed(text: str) -> None:
     assert "abc.def.ghi" not in redact(text, []) and "dXNlcjpwYXNz" not in redact(text, [])
     assert REDACTED in redact(text, [])
 
 
 @pytest.mark.parametrize("param", ["api_key", "token", "access_token", "client_secret",
-                                   "apikey", "refresh_token", "password"])
+                                   "apikey", "refresh_token", "password", "api_token",
+                                   "private_token", "sig", "signature", "X-Amz-Signature",
+                                   "X-Amz-Credential", "X-Amz-Security-Token", "key"])
 def test_token_query_params_are_scrubbed(param: str) -> None:
     url = f"GET https://up.example/items?page=2&{param}=s3cr3tvalue&x=1"
     scrubbed = redact(url, [])
@@ -102,3 +107,12 @@ def test_task_fields_come_from_the_task_arguments() -> None:
 
     fields = logs.task_fields(ingest.page, ("s1", 4, "tok", 2, protocol.pack([])), {})
     assert fields == {"stream": "s1", "version": 4, "page": 2}
+
+
+def test_plain_pairs_stay_and_long_lines_scrub_fast() -> None:
+    line = "batch fetched stream=orders version=12 pages=3 records=25 stop=no_next kind=auth"
+    assert redact(line, []) == line
+    long = "x" * 200_000 + " token=abc " + "a." * 100_000
+    started = time.monotonic()
+    assert "token=abc" not in redact(long, [])
+    assert time.monotonic() - started < 1.0

@@ -191,3 +191,15 @@ def test_validate_quarantine_sets_records_aside_and_fail_fails() -> None:
 
     with pytest.raises(MiddlewareError, match=r"middleware 0 \(validate\).*record 1"):
         run(chain_of({"type": "validate", "schema": SCHEMA, "on_invalid": "fail"}), ORDERS)
+
+
+def test_validate_never_loads_a_schema_from_outside() -> None:
+    # Stored without the PUT check (it runs for new definitions only), as an older one was.
+    remote = {"properties": {"id": {"$ref": "http://127.0.0.1:9/schema.json"}}}
+    with pytest.raises(MiddlewareError, match=r"middleware 0 \(validate\).*\$ref"):
+        chain_of({"type": "validate", "schema": remote})
+    # An embedded $id does not open the door: only what the schema holds resolves.
+    hidden = {"$id": "http://127.0.0.1:9/root.json", "properties": {"id": {"$ref": "#/$defs/n"}},
+              "$defs": {"n": {"type": "integer"}}}
+    chain = chain_of({"type": "validate", "schema": hidden})
+    assert run(chain, [{"id": 1}, {"id": "x"}]) == [{"id": 1}]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -34,11 +36,21 @@ def test_views_carry_their_query_and_body_models(client: FlaskClient) -> None:
     assert "application/json" in put["requestBody"]["content"]
 
 
-def test_docs_page_points_at_the_document(client: FlaskClient) -> None:
+def test_docs_page_and_its_assets_come_from_this_server(client: FlaskClient) -> None:
     response = client.get("/docs")
 
     assert response.mimetype == "text/html"
-    assert "/openapi.json" in response.get_data(as_text=True)
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    page = response.get_data(as_text=True)
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert urls and all(url.startswith("/") and not url.startswith("//") for url in urls)
+    for url in urls:
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        asset.close()
+    init = client.get("/static/docs/init.js").get_data(as_text=True)
+    assert '"/openapi.json"' in init and "validatorUrl: null" in init
+    assert client.get("/docs/assets/../../app/__init__.py").status_code == 404
 
 
 def test_the_bearer_scheme_is_declared_without_a_global_requirement(

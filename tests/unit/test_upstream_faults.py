@@ -111,13 +111,13 @@ def test_connection_refused_is_a_connection_error(httpserver: HTTPServer) -> Non
 
 def test_malformed_json_names_the_page_url_with_secrets_redacted(httpserver: HTTPServer,
                                                                  monkeypatch) -> None:
-    monkeypatch.setenv("UPSTREAM_KEY", "s3cr3t")
+    monkeypatch.setenv("DS_SECRET_UPSTREAM_KEY", "s3cr3t")
     httpserver.expect_request("/a").respond_with_json({"data": [{"id": 1}],
                                                        "next": "/b?p=2&k=s3cr3t"})
     httpserver.expect_request("/b").respond_with_data("{not json", content_type="text/html")
     pager, _ = pager_for(httpserver, "/a", pagination={"type": "next_url"},
                          auth={"type": "api_key", "in": "query", "name": "k",
-                               "value_env": "UPSTREAM_KEY"})
+                               "value_env": "DS_SECRET_UPSTREAM_KEY"})
     error = failure(pager)
     assert (error.kind, error.page, error.status) == ("invalid_json", 2, 200)
     assert error.url == httpserver.url_for("/b") + "?p=2&k=REDACTED"

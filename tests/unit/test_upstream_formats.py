@@ -74,12 +74,12 @@ def test_an_html_answer_to_a_json_source_says_so(httpserver: HTTPServer) -> None
 
 def test_a_refusal_carries_the_upstream_s_words_without_secrets(
         httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHOP_TOKEN", "s3cr3t-token-value")
+    monkeypatch.setenv("DS_SECRET_SHOP_TOKEN", "s3cr3t-token-value")
     httpserver.expect_request("/x").respond_with_json(
         {"message": "Bad credentials: s3cr3t-token-value rejected",
          "documentation_url": "https://docs"}, status=403)
     pager, _ = pager_for(httpserver, "/x",
-                         auth={"type": "bearer", "token_env": "SHOP_TOKEN"})
+                         auth={"type": "bearer", "token_env": "DS_SECRET_SHOP_TOKEN"})
     error = failure(pager)
     assert error.kind == "http_status" and error.status == 403
     assert error.message == "upstream answered 403: message: Bad credentials: REDACTED rejected"
@@ -87,13 +87,13 @@ def test_a_refusal_carries_the_upstream_s_words_without_secrets(
 
 def test_a_token_endpoint_refusal_says_why(httpserver: HTTPServer,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CLIENT_SECRET", "very-secret")
+    monkeypatch.setenv("DS_SECRET_CLIENT", "very-secret")
     httpserver.expect_request("/token", method="POST").respond_with_json(
         {"error": "invalid_client", "error_description": "client secret very-secret is "
                                                          "wrong"}, status=401)
     pager, _ = pager_for(httpserver, "/x", auth={
         "type": "oauth2_client_credentials", "token_url": httpserver.url_for("/token"),
-        "client_id": "me", "client_secret_env": "CLIENT_SECRET"})
+        "client_id": "me", "client_secret_env": "DS_SECRET_CLIENT"})
     error = failure(pager)
     assert error.kind == "auth"
     assert error.message == ("token endpoint answered 401: error: invalid_client; "

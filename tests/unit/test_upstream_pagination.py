@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -175,3 +176,81 @@ def test_page_param_ignored_by_upstream_is_a_loop(httpserver: HTTPServer) -> Non
         ids(pager)
     assert (caught.value.kind, caught.value.page) == ("pagination_loop", 2)
     assert "page=2" in (caught.value.url or "")
+
+
+def capped(records: int, cap: int, total: int | None, empty_from: int | None = None
+           ) -> Callable[[Request], Response]:
+    """An offset endpoint serving at most `cap` records a page, whatever the limit asked."""
+    def handler(request: Request) -> Response:
+        offset, limit = int(request.args["offset"]), int(request.args["limit"])
+        end = offset if empty_from is not None and offset >= empty_from else min(
+            offset + min(limit, cap), records)
+        body = {"items": [{"id": n} for n in range(offset, end)], "total": total}
+        return Response(json.dumps(body), content_type="application/json")
+    return handler
+
+
+def test_offset_capped_below_the_limit_goes_on_to_the_total(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/capped").respond_with_handler(capped(1012, 200, 1012))
+    pager, _ = pager_for(httpserver, "/capped", records_path="items", pagination={
+        "type": "offset", "limit": 500, "total_path": "total"})
+    assert ids(pager) == list(range(1012))
+    assert pager.stop_reason == "total_reached"
+    # Each request starts after what was received (a retried one may repeat, under load).
+    offsets = [int(r.args["offset"]) for r, _ in httpserver.log]
+    assert list(dict.fromkeys(offsets)) == [0, 200, 400, 600, 800, 1000]
+
+
+def test_offset_ending_before_its_total_is_incomplete(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/short").respond_with_handler(capped(1012, 200, 1012, 400))
+    pager, _ = pager_for(httpserver, "/short", records_path="items", pagination={
+        "type": "offset", "limit": 500, "total_path": "total"})
+    with pytest.raises(UpstreamError) as caught:
+        ids(pager)
+    error = caught.value.to_dict()
+    assert (error["kind"], error["expected"], error["received"], error["page"]) == (
+        "incomplete", 1012, 400, 3)
+    assert "1012" in error["message"] and "400" in error["message"]
+
+
+def test_offset_without_a_total_still_stops_on_a_short_page(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/nototal").respond_with_handler(capped(1012, 200, None))
+    pager, _ = pager_for(httpserver, "/nototal", records_path="items", pagination={
+        "type": "offset", "limit": 500})
+    assert len(ids(pager)) == 200 and pager.stop_reason == "short_page"
+
+
+def pages_of(size: int, pages: int, served: int) -> Callable[[Request], Response]:
+    """A page-number endpoint of `size`-record pages stating `pages`, serving `served`."""
+    def handler(request: Request) -> Response:
+        page = int(request.args["page"])
+        count = size if page <= served else 0
+        body = {"data": [{"id": (page - 1) * size + n} for n in range(count)], "pages": pages}
+        return Response(json.dumps(body), content_type="application/json")
+    return handler
+
+
+def test_page_number_with_a_total_ignores_short_pages_and_fails_before_it(
+        httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/pages").respond_with_handler(pages_of(2, 4, 4))
+    httpserver.expect_request("/gone").respond_with_handler(pages_of(2, 4, 2))
+    pagination = {"type": "page_number", "page_size_param": "per_page", "page_size": 5,
+                  "total_pages_path": "pages"}
+    pager, _ = pager_for(httpserver, "/pages", pagination=pagination)
+    assert ids(pager) == list(range(8)) and pager.stop_reason == "total_reached"
+    pager, _ = pager_for(httpserver, "/gone", pagination=pagination)
+    with pytest.raises(UpstreamError) as caught:
+        ids(pager)
+    assert caught.value.to_dict() | {"message": ""} == {
+        "kind": "incomplete", "message": "", "expected": 4, "received": 2, "unit": "pages",
+        "page": 3, "url": httpserver.url_for("/gone") + "?page=3&per_page=5"}
+
+
+def test_cursor_with_has_more_but_no_cursor_is_incomplete(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/c").respond_with_json(
+        {"data": ITEMS[:3], "meta": {"next_cursor": None, "has_more": True}})
+    pager, _ = pager_for(httpserver, "/c", pagination={
+        "type": "cursor", "cursor_path": "meta.next_cursor", "has_more_path": "meta.has_more"})
+    with pytest.raises(UpstreamError) as caught:
+        ids(pager)
+    assert (caught.value.kind, caught.value.to_dict()["received"]) == ("incomplete", 3)

@@ -5,7 +5,8 @@
 
   var POLL_MS = 3000;
   var TOKEN_KEY = "data-streams.token";
-  var SECRET = /token|secret|passw|api[-_]?key|authorization|credential|cookie|private/i;
+  // Names whose values the page hides as well (the server already redacts: app/redaction.py).
+  var SECRET = /token|secret|passw|api[-_]?key|authorization|credential|cookie|private|signature|session|(?:^|[-_.])sig(?:$|[-_.])/i;
   var HIDDEN = "•••• hidden";
   var NAME = /^#\/streams\/([a-z0-9][a-z0-9_-]{0,63})$/;
   var ui = { offset: 0, timer: null, route: null, defText: null, seq: 0, last: null, notice: null };
