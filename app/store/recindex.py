@@ -22,7 +22,7 @@ from app.store import scripts
 from app.store.changesets import record_key
 from app.store.keys import StreamKeys
 
-CHUNK = 5000
+CHUNK = 2000
 # The field that names the version an index describes (a record key is never empty).
 MARK = ""
 # A rebuild in progress lives this long without finishing, in ms.
