@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 import redis
+from flask import Flask
 
 from app import create_app
 from app.extensions import get_store
 from app.publish import settle
-from app.records import PAGE_STRIDE, encode
+from app.records import PAGE_STRIDE, encode, to_entries
 from app.store.incremental import TOMBSTONE
 from app.store.keys import StreamKeys
 from config.incremental import fingerprint
@@ -88,6 +90,23 @@ def _timed_settle(raw: redis.Redis, name: str, version: int) -> dict[str, Any]:
             "slowest_ms": slowest_ms, "slowest": command}
 
 
+def _batch(app: Flask, raw: redis.Redis, name: str, pages: Iterable[list[Any]],
+           info: dict[str, Any]) -> tuple[float, dict[str, Any], int]:
+    """Stage a batch of packed `pages` and settle it; return staging s, settle, version."""
+    started = time.perf_counter()
+    batch = Seeder(app).batch(name)
+    for number, entries in enumerate(pages, start=1):
+        batch.outbox.page(number, entries)
+        batch.sizes[number] = len(entries)
+    get_store().writer.complete(batch.lease, len(batch.sizes), sum(batch.sizes.values()),
+                                {key: value if isinstance(value, str)
+                                 else orjson.dumps(value).decode() for key, value in info.items()})
+    staged = time.perf_counter() - started
+    settled = _timed_settle(raw, name, batch.version)
+    assert settled["verdict"] == "published", settled
+    return staged, settled, batch.version
+
+
 def measure(redis_url: str, total: int, changed: int = 1000) -> dict[str, Any]:
     """Publish a full batch of `total` records, then `changed` changes; time both."""
     app = create_app({"REDIS_URL": redis_url})
@@ -98,38 +117,25 @@ def measure(redis_url: str, total: int, changed: int = 1000) -> dict[str, Any]:
         definition = StreamDefinition.model_validate(DEFINITION)
         store.definitions.put(name, definition)
         state = {"cursor": "2026-01-01T00:00:00Z", "fingerprint": fingerprint(definition)}
-        seeder = Seeder(app)
-        started = time.perf_counter()
-        full = seeder.batch(name)
-        for start in range(0, total, CHUNK):
-            full.page([item(i, 0, 60) for i in range(start + 1, min(total, start + CHUNK) + 1)])
-        store.writer.complete(full.lease, len(full.sizes), total, {
-            "incremental": orjson.dumps({**state, "mode": "full"}).decode()})
-        staged = time.perf_counter() - started
-        full_settle = _timed_settle(raw, name, full.version)
-        full_batch = staged + full_settle["seconds"]  # not the wait for an AOF rewrite
-        assert full_settle["verdict"] == "published", full_settle
-        started = time.perf_counter()
+        pages = (to_entries([item(i, 0, 60) for i in range(start + 1, min(total, start + CHUNK)
+                                                           + 1)], start // CHUNK + 1, None)
+                 for start in range(0, total, CHUNK))
+        staged, full, base = _batch(app, raw, name, pages,
+                                    {"incremental": {**state, "mode": "full"}})
+        full_batch = staged + full["seconds"]  # not the wait for an AOF rewrite
         entries = changes(total, changed)
-        inc = seeder.batch(name)
-        inc.outbox.page(1, entries)
-        store.writer.complete(inc.lease, 1, len(entries), {
-            "base": str(full.version),
-            "incremental": orjson.dumps({**state, "mode": "incremental"}).decode()})
-        staged = time.perf_counter() - started
-        inc_settle = _timed_settle(raw, name, inc.version)
-        inc_batch = staged + inc_settle["seconds"]
-        assert inc_settle["verdict"] == "published", inc_settle
-        merged = store.reader.batch(name, inc.version)
+        staged, inc, version = _batch(app, raw, name, [entries], {
+            "base": str(base), "incremental": {**state, "mode": "incremental"}})
+        inc_batch = staged + inc["seconds"]
+        merged = store.reader.batch(name, version)
         index_bytes = raw.memory_usage(StreamKeys(store.prefix, name).index, samples=0) or 0
     expected = total + changed * 15 // 100 - changed * 5 // 100
     assert merged["records"] == expected, (merged["records"], expected)
     return {"records": total, "changes": len(entries), "full_batch_s": full_batch,
-            "full_settle_s": full_settle["seconds"], "inc_batch_s": inc_batch,
-            "inc_settle_s": inc_settle["seconds"], "batch_ratio": inc_batch / full_batch,
-            "settle_ratio": inc_settle["seconds"] / full_settle["seconds"],
-            "full_redis_cpu_s": full_settle["redis_cpu_s"],
-            "inc_redis_cpu_s": inc_settle["redis_cpu_s"],
-            "full_slowest_ms": full_settle["slowest_ms"], "full_slowest": full_settle["slowest"],
-            "inc_slowest_ms": inc_settle["slowest_ms"], "inc_slowest": inc_settle["slowest"],
+            "full_settle_s": full["seconds"], "inc_batch_s": inc_batch,
+            "inc_settle_s": inc["seconds"], "batch_ratio": inc_batch / full_batch,
+            "settle_ratio": inc["seconds"] / full["seconds"],
+            "full_redis_cpu_s": full["redis_cpu_s"], "inc_redis_cpu_s": inc["redis_cpu_s"],
+            "full_slowest_ms": full["slowest_ms"], "full_slowest": full["slowest"],
+            "inc_slowest_ms": inc["slowest_ms"], "inc_slowest": inc["slowest"],
             "index_bytes_per_record": index_bytes / expected, "load": os.getloadavg()[0]}

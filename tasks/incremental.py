@@ -90,6 +90,8 @@ class BatchPlan:
             self.counts["upserts"] += len(kept)
             self.counts["tombstones"] += len(dead)
             return to_entries(kept, page, self.definition.order_by)
+        if self.definition.order_by:  # refused here as in a full batch; the store scores it
+            to_entries(kept, page, self.definition.order_by)
         for position, record in enumerate(kept, start=1):
             if get_path(record, self.definition.key, None) is None:
                 raise UpstreamError("key_missing", f"record {position} of page {page} (after "

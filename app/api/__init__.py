@@ -16,7 +16,6 @@ from app.api import (
     data,
     error_handlers,
     openapi,
-    runs,
     schema,
     streams,
     ui,
@@ -27,6 +26,6 @@ def init_app(app: Flask) -> None:
     """Register the error handlers, the token hook, every blueprint and /openapi.json."""
     error_handlers.init_app(app)
     access.init_app(app)
-    for module in (streams, runs, data, batches, changes, schema, ui):
+    for module in (streams, data, batches, changes, schema, ui):
         app.register_blueprint(module.bp)
     openapi.init_app(app)  # last: the document lists every route registered above

@@ -122,12 +122,14 @@ class Catalog:
                 if "/items/" in seen.path]
 
 
-def blueprint(catalogs: dict[str, Catalog]) -> Blueprint:
-    """Return the routes serving `catalogs` (see the module docstring)."""
-    bp = Blueprint("catalogs", __name__, url_prefix="/catalogs/<name>")
+class Routes:
+    """The catalogs' HTTP routes; every answer is logged by the catalog that gives it."""
 
-    def logged(name: str) -> Catalog:
-        catalog = catalogs[name]
+    def __init__(self, catalogs: dict[str, Catalog]) -> None:
+        self.catalogs = catalogs
+
+    def logged(self, name: str) -> Catalog:
+        catalog = self.catalogs[name]
         with catalog.lock:
             catalog.requests.append(Seen(request.method, request.path, request.args.to_dict(),
                                          request.get_json(silent=True), dict(request.headers)))
@@ -135,60 +137,53 @@ def blueprint(catalogs: dict[str, Catalog]) -> Blueprint:
             time.sleep(catalog.delay)
         return catalog
 
+    def page(self, name: str, since: str | None = None) -> tuple[list[Any], dict[str, str]]:
+        """Return the rows of the page asked for, and the Link header to the next one."""
+        catalog = self.logged(name)
+        number = int(request.args.get("page", "1"))
+        rows, more = catalog.page(since or request.args.get("updated_since"), number)
+        return rows, ({"Link": f'<{self.next_link(number)}>; rel="next"'} if more else {})
+
+    @staticmethod
     def next_link(number: int) -> str:
         args = {**request.args.to_dict(), "page": str(number + 1)}
-        query = "&".join(f"{k}={v}" for k, v in args.items())
-        return f"{request.base_url}?{query}"
+        return f"{request.base_url}?" + "&".join(f"{k}={v}" for k, v in args.items())
 
-    @bp.get("/items")
-    def items(name: str) -> Any:
-        catalog = logged(name)
+    def items(self, name: str) -> Any:
+        rows, link = self.page(name, request.headers.get("X-Updated-Since"))
         number = int(request.args.get("page", "1"))
-        since = request.args.get("updated_since") or request.headers.get("X-Updated-Since")
-        rows, more = catalog.page(since, number)
-        return jsonify({"data": rows, "next": next_link(number) if more else None})
+        return jsonify({"data": rows, "next": self.next_link(number) if link else None})
 
-    @bp.get("/items/<key>")
-    def detail(name: str, key: str) -> Any:
-        catalog = logged(name)
+    def detail(self, name: str, key: str) -> Any:
+        catalog = self.logged(name)
         found = int(key) if key.isdigit() and int(key) in catalog.details else key
         if found not in catalog.items or found in catalog.broken:
             return jsonify({"message": f"item {key} not found"}), 404
         return jsonify({"id": found, **catalog.details[found]})
 
-    @bp.get("/items.jsonl")
-    def lines(name: str) -> Any:
-        catalog = logged(name)
-        number = int(request.args.get("page", "1"))
-        rows, more = catalog.page(request.args.get("updated_since"), number)
+    def lines(self, name: str) -> Any:
+        rows, link = self.page(name)
         body = b"".join(orjson.dumps(row) + b"\n" for row in rows)
-        headers = {"Link": f'<{next_link(number)}>; rel="next"'} if more else {}
-        return Response(body, mimetype="application/x-ndjson", headers=headers)
+        return Response(body, mimetype="application/x-ndjson", headers=link)
 
-    @bp.get("/items.csv")
-    def table(name: str) -> Any:
-        catalog = logged(name)
-        number = int(request.args.get("page", "1"))
-        rows, more = catalog.page(request.args.get("updated_since"), number)
+    def table(self, name: str) -> Any:
+        rows, link = self.page(name)
         out = io.StringIO()
         writer = csv.DictWriter(out, ["id", "name", "updated_at", "deleted"], restval="",
                                 extrasaction="ignore")
         writer.writeheader()
         writer.writerows({**row, "deleted": "yes" if row.get("deleted") else ""}
                          for row in rows)
-        headers = {"Link": f'<{next_link(number)}>; rel="next"'} if more else {}
-        return Response(out.getvalue(), mimetype="text/csv", headers=headers)
+        return Response(out.getvalue(), mimetype="text/csv", headers=link)
 
-    @bp.post("/search")
-    def search(name: str) -> Any:
-        catalog = logged(name)
+    def search(self, name: str) -> Any:
+        catalog = self.logged(name)
         body = request.get_json() or {}
         rows, _ = catalog.page((body.get("filter") or {}).get("since"), int(body.get("page", 1)))
         return jsonify({"data": rows})
 
-    @bp.post("/graphql")
-    def graphql(name: str) -> Any:
-        catalog = logged(name)
+    def graphql(self, name: str) -> Any:
+        catalog = self.logged(name)
         body = request.get_json() or {}
         if "items" not in str(body.get("query", "")):
             return jsonify({"data": None, "errors": [{"message": "Cannot query field"}]})
@@ -200,4 +195,16 @@ def blueprint(catalogs: dict[str, Catalog]) -> Blueprint:
         return jsonify({"data": {"items": {"nodes": rows, "pageInfo": {
             "endCursor": cursor, "hasNextPage": more}}}})
 
+
+def blueprint(catalogs: dict[str, Catalog]) -> Blueprint:
+    """Return the routes serving `catalogs` (see the module docstring)."""
+    bp = Blueprint("catalogs", __name__, url_prefix="/catalogs/<name>")
+    routes = Routes(catalogs)
+    for rule, view, methods in (("/items", routes.items, ["GET"]),
+                                ("/items/<key>", routes.detail, ["GET"]),
+                                ("/items.jsonl", routes.lines, ["GET"]),
+                                ("/items.csv", routes.table, ["GET"]),
+                                ("/search", routes.search, ["POST"]),
+                                ("/graphql", routes.graphql, ["POST"])):
+        bp.add_url_rule(rule, view.__name__, view, methods=methods)
     return bp
