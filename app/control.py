@@ -1,4 +1,4 @@
-"""The commands of the API: define, start, stop, run now and describe streams.
+"""The commands of the API: define, start, stop, run now, describe and list streams.
 
 Views call these with the store and the schedules; nothing here knows about HTTP.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +18,7 @@ from app.exceptions import Conflict, StreamNotFound
 from app.extensions import Store
 from app.ops.metrics import observe_batch
 from app.schedule import Schedules
+from app.store.cursors import StreamsCursor
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
 from config import defaults
@@ -99,17 +101,24 @@ def stop(store: Store, schedules: Schedules, name: str, request: StopRequest
 
 
 def cancel_in_flight(store: Store, name: str) -> int | None:
-    """Mark the batch in flight cancelled (never published) and free the lock."""
+    """Mark the batch in flight cancelled (never published) and free its lease.
+
+    The batch in flight is the lease holder's or, once a dead worker's lease lapsed, the
+    newest batch if it is still running (an orphan nothing will end otherwise).
+    """
     holder = store.locks.holder(name)
     if holder is None:
-        return None
+        newest = store.reader.batches(name, limit=1)
+        if not newest or newest[0].get("status") != "running":
+            return None
+        holder = ("", int(newest[0]["version"]))
     token, version = holder
     status = store.writer.finish(name, version, "cancelled",
                                  {"kind": "cancelled", "message": "cancelled by a stop request"})
     if status == "cancelled":
         observe_batch(name, "cancelled")
     store.locks.release(BatchLease(stream=name, version=version, token=token))
-    return version
+    return version if status == "cancelled" else None
 
 
 def run_now(store: Store, schedules: Schedules, name: str, *, full: bool = False
@@ -141,13 +150,42 @@ def describe(store: Store, schedules: Schedules, name: str) -> dict[str, Any]:
             "definition": redaction.definition(definition.model_dump(mode="json"))}
 
 
-def summary(store: Store, schedules: Schedules) -> list[dict[str, Any]]:
-    """Return one line per stream: name, state, interval, current version."""
-    rows = []
-    for name in store.definitions.names():
-        state = schedules.describe(name)
-        rows.append({"stream": name, "state": state["state"],
-                     "interval_seconds": state["interval_seconds"],
-                     "next_run_at": state["next_run_at"],
-                     "current_version": store.reader.current_version(name)})
-    return rows
+@dataclass(frozen=True)
+class StreamPage:
+    """One page of the stream list, sorted by name, and where to go next."""
+
+    streams: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def streams_page(store: Store, schedules: Schedules, *, limit: int, after: str | None = None,
+                 state: str | None = None, scan: int = defaults.LIST_SCAN_LIMIT
+                 ) -> StreamPage:
+    """Return one line (name, state, interval, current version) per stream of a page.
+
+    Names come from the sorted index after `after`; their schedule entries and current
+    versions are read in one round trip each per chunk. With a `state` filter at most
+    `scan` names are examined, so a page may hold fewer lines and still go on.
+    """
+    found: list[dict[str, Any]] = []
+    last, scanned = after, 0
+    while len(found) < limit and scanned < scan:
+        want = limit - len(found) if state is None else min(limit, scan - scanned)
+        names = store.definitions.names_after(last, want)
+        if not names:
+            return StreamPage(_with_versions(store, found), None)
+        states = schedules.describe_many(names)
+        for name in names:
+            scanned, last = scanned + 1, name
+            if state is None or states[name]["state"] == state:
+                found.append({"stream": name, **states[name]})
+            if len(found) == limit:
+                break
+    more = last is not None and bool(store.definitions.names_after(last, 1))
+    return StreamPage(_with_versions(store, found),
+                      StreamsCursor(last).encode() if more and last else None)
+
+
+def _with_versions(store: Store, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    versions = store.reader.current_versions([line["stream"] for line in lines])
+    return [{**line, "current_version": versions[line["stream"]]} for line in lines]

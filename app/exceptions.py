@@ -21,10 +21,11 @@
     │   ├── ValidationFailed      422 validation_failed
     │   └── StoreUnavailable      503 store_unavailable (Redis unreachable; Retry-After)
     └── UpstreamError             a fetch failed; `kind` is machine-readable
-        └── MiddlewareError       kind "middleware": names the middleware (index, type)
+        ├── MiddlewareError       kind "middleware": names the middleware (index, type)
+        └── BadRecord             kind "bad_record": names the page and the position
         (kinds: http_status, timeout, connection, invalid_json, records_path,
          pagination_loop, incomplete, auth, forbidden_host, response_too_large, middleware,
-         cancelled, lock_lost, poison, internal)
+         bad_record, cancelled, lock_lost, worker_lost, staging_expired, poison, internal)
 
 Third-party errors (requests, redis) are translated at the boundary that calls them, so
 callers only ever see these.
@@ -172,3 +173,17 @@ class MiddlewareError(UpstreamError):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "middleware": {"index": self.index, "type": self.type}}
+
+
+class BadRecord(UpstreamError):
+    """A record the store cannot hold (its `order_by` value is no finite number or time).
+
+    `position` counts from 1 within page `page`; the whole batch fails with it.
+    """
+
+    def __init__(self, page: int, position: int, message: str) -> None:
+        super().__init__("bad_record", f"page {page}, record {position}: {message}", page=page)
+        self.position = position
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "position": self.position}

@@ -8,10 +8,13 @@ the API and the middleware read fields by dotted path; every time data-streams w
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from app.exceptions import BadRecord
 
 MISSING = object()
 
@@ -26,9 +29,28 @@ def encode(record: Any) -> str:
 
 
 def order_score(record: Any, order_by: str) -> float:
-    """Return the numeric or ISO-time value at `order_by` as a score; missing sorts last."""
-    score = value_score(get_path(record, order_by, None))
-    return LAST if score is None else score
+    """Return the numeric or ISO-time value at `order_by` as a score; missing sorts last.
+
+    Raises ValueError for a value that is there but no finite number or time ("NaN",
+    infinite, text, an object): a record that cannot be ordered is an error, not a guess.
+    """
+    value = get_path(record, order_by, None)
+    if value is None:
+        return LAST
+    try:
+        score = value_score(value)
+    except OverflowError:  # an integer too large for a double
+        score = None
+    if score is None or not math.isfinite(score):
+        raise ValueError(f"order_by {order_by!r} is {_shown(value)}, not a finite number or "
+                         "ISO-8601 time")
+    return score
+
+
+def _shown(value: Any) -> str:
+    """Return a value for an error message, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def value_score(value: Any) -> float | None:
@@ -51,9 +73,19 @@ def value_score(value: Any) -> float | None:
 
 def to_entries(records: list[Any], page: int, order_by: str | None
                ) -> list[tuple[float, str]]:
-    """Return the (score, member) entries of one page's records."""
+    """Return the (score, member) entries of one page's records.
+
+    Raises BadRecord naming the page and the position (from 1) of a record whose
+    `order_by` value cannot be a score.
+    """
     if order_by:
-        return [(order_score(record, order_by), encode(record)) for record in records]
+        entries = []
+        for position, record in enumerate(records, start=1):
+            try:
+                entries.append((order_score(record, order_by), encode(record)))
+            except ValueError as exc:
+                raise BadRecord(page, position, str(exc)) from None
+        return entries
     base = page * PAGE_STRIDE
     return [(float(base + index), encode(record)) for index, record in enumerate(records)]
 

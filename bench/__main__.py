@@ -2,7 +2,7 @@
 
     python -m bench            N = 10k, 100k, 1M (about 10 minutes)
     python -m bench --quick    N = 10k, 100k only
-    python -m bench --only ingest,publish,incremental,reads,memory,scaling
+    python -m bench --only ingest,publish,incremental,reads,memory,scaling,compression,listing
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import sys
 import time
 from typing import Any
 
-from bench import incremental, ingest, memory, publish, reads, report
+from bench import http, incremental, ingest, memory, publish, reads, report
 from bench.env import World, machine
 
 FULL = (10_000, 100_000, 1_000_000)
 QUICK = (10_000, 100_000)
-PARTS = ("ingest", "publish", "incremental", "reads", "memory", "scaling")
+PARTS = ("ingest", "publish", "incremental", "reads", "memory", "scaling", "compression",
+         "listing")
 
 
 def run(parts: tuple[str, ...], sizes: tuple[int, ...], quick: bool) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def run(parts: tuple[str, ...], sizes: tuple[int, ...], quick: bool) -> dict[str
             results["ingest"] = [_step(f"ingest {n}", ingest.compare, world, system, n)
                                  for n in sizes]
         reference = f"ingest-{sizes[1] if len(sizes) > 1 else sizes[0]}"
-        if "memory" in parts or "reads" in parts:
+        if {"memory", "reads", "compression"} & set(parts):
             total = int(reference.split("-")[1])
             # A second batch: the steady state (its change set holds changes only).
             ingest.ours(world, system, [reference], world.upstream.url(total))
@@ -53,6 +54,11 @@ def run(parts: tuple[str, ...], sizes: tuple[int, ...], quick: bool) -> dict[str
             results["scaling"] = _step("scaling", ingest.scaling, world, 4, per_stream, 20)
             results["scaling_setup"] = {"streams": 4, "per_stream": per_stream,
                                         "delay_ms": 20}
+        if "compression" in parts:
+            results["compression"] = _step("compression", http.compression, world, reference)
+            results["compression_records"] = int(reference.split("-")[1])
+        if "listing" in parts:  # last: it leaves 1,000 streams defined
+            results["listing"] = _step("listing", http.listing, world)
     finally:
         world.close()
     return results

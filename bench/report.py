@@ -100,6 +100,29 @@ def _scaling(rows: list[dict[str, float]], setup: dict[str, int]) -> list[str]:
     return lines
 
 
+def _compression(rows: list[dict[str, Any]], total: int) -> list[str]:
+    lines = [f"### 6. Compression: a whole NDJSON export ({_n(total)} records) and a JSON page "
+             "of 1,000, per Accept-Encoding (baseline: identity)", "",
+             _row("coding", "export bytes", "x identity size", "export s", "x identity time",
+                  "page bytes", "page ms", "x identity"),
+             _row(*["---"] * 8)]
+    for r in rows:
+        page = (f"{r['page_bytes']:,}", f"{r['page_ms']:.1f}", f"{r['page_ratio']:.2f}x"
+                ) if "page_ms" in r else ("", "", "")
+        lines.append(_row(r["coding"], f"{r['export_bytes']:,}", f"{r['size_ratio']:.3f}x",
+                          f"{r['export_s']:.3f}", f"{r['time_ratio']:.2f}x", *page))
+    return lines
+
+
+def _listing(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["### 7. Stream list at 1,000 streams, 1 in 4 running (target p95 < 200 ms; "
+             "baseline: the whole list in one answer)", "",
+             _row("request", "p50 ms", "p95 ms", "p95 x baseline"), _row(*["---"] * 4)]
+    lines += [_row(r["case"], f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
+                   f"{r['ratio']:.2f}x") for r in rows]
+    return lines
+
+
 def tables(results: dict[str, Any]) -> str:
     """Return every measured part as markdown tables."""
     blocks: list[list[str]] = []
@@ -115,6 +138,10 @@ def tables(results: dict[str, Any]) -> str:
         blocks.append(_memory(results["memory"]))
     if "scaling" in results:
         blocks.append(_scaling(results["scaling"], results["scaling_setup"]))
+    if "compression" in results:
+        blocks.append(_compression(results["compression"], results["compression_records"]))
+    if "listing" in results:
+        blocks.append(_listing(results["listing"]))
     return "\n\n".join("\n".join(block) for block in blocks)
 
 

@@ -22,9 +22,11 @@ FETCH_SOFT_TIME_LIMIT = 600
 FETCH_HARD_TIME_LIMIT = 660
 # Broker visibility timeout, in seconds: must stay above every task's hard time limit.
 VISIBILITY_TIMEOUT = 3600
-# Extra life of a stream's batch lock beyond the hard time limit, in seconds, so the ingest
-# consumer can finish storing the last pages of a batch after the fetch has ended.
-LOCK_SLACK_SECONDS = 120
+# Life of a batch's lease (the stream's batch lock) without renewal, in seconds: a batch
+# whose worker died frees its stream this long after the last renewal.
+LEASE_TTL_SECONDS = 30
+# How often the running fetch (and a settling ingest consumer) renews the lease, in seconds.
+LEASE_RENEW_SECONDS = 5
 
 # Flower's port (the Procfile's flower line reads FLOWER_PORT with the same default).
 FLOWER_PORT = 5555
@@ -45,6 +47,17 @@ CHANGE_HISTORY = 24
 # Page size of GET /streams/<name>/data: default and maximum, in records.
 DEFAULT_PAGE_LIMIT = 100
 MAX_PAGE_LIMIT = 10_000
+
+# Page size of the lists GET /streams and GET /streams/<name>/batches: default and
+# maximum, in items; and the most items one page of a list filtered by state or status
+# examines (a page may then hold fewer items and still have a next_cursor).
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 1000
+LIST_SCAN_LIMIT = 1000
+
+# How long a client or cache may keep an answer about a pinned version (?version=, or a
+# cursor), in seconds: a published version never changes. The current version: no-cache.
+PINNED_MAX_AGE_SECONDS = 365 * 24 * 3600
 
 # Upstream guard: most pages one batch may fetch.
 MAX_PAGES = 10_000

@@ -2,58 +2,133 @@
 
 `load_settings(environ)` returns the mapping that `create_app` loads into Flask's config.
 Every Celery setting sits under the one key ``CELERY``, as in Flask's Celery example; the
-ones that matter for reliability are chosen here on purpose and explained in the README.
+ones that matter for reliability are chosen here on purpose and explained in
+docs/reliability.md. The time limits that bound each other are derived and checked in one
+place, `timing`: inconsistent values raise `SettingsError`, so no process starts with them.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from config import defaults, names
 
 
+class SettingsError(ValueError):
+    """The environment asks for settings that contradict each other."""
+
+
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name)
-    return default if raw in (None, "") else int(raw)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(str(raw))
+    except ValueError:
+        raise SettingsError(f"data-streams refuses to start: {name}={raw!r} is not a whole "
+                            "number") from None
 
 
 def _list(environ: Mapping[str, str], name: str) -> list[str]:
     return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
 
 
-def celery_settings(redis_url: str, soft_limit: int, hard_limit: int, env: Mapping[str, str]
-                    ) -> dict[str, Any]:
-    """Return Celery's settings: queues, acks, time limits, RedBeat."""
+@dataclass(frozen=True)
+class Timing:
+    """The limits that bound each other, in seconds (see `timing` for how and why)."""
+
+    soft_limit: int
+    hard_limit: int
+    visibility: int
+    restore_interval: int
+    lease_ttl: int
+    lease_renew: int
+    grace: int
+    beat_loop: int
+    beat_lock: int
+
+    @property
+    def staging(self) -> int:
+        """Life of a running batch's staging data after its last stored page.
+
+        It outlives every message of the batch that can still arrive: one taken by a
+        consumer that died comes back after the visibility timeout (found by a sweep every
+        `restore_interval`), then runs for at most the hard limit; `grace` is the margin.
+        """
+        return self.visibility + self.restore_interval + self.hard_limit + self.grace
+
+    def problems(self) -> list[str]:
+        """Return what is inconsistent, one sentence per relation broken."""
+        rules = [
+            (self.soft_limit < self.hard_limit,
+             "FETCH_SOFT_TIME_LIMIT ({soft_limit}) must stay below FETCH_HARD_TIME_LIMIT "
+             "({hard_limit}), so a slow fetch fails as `timeout` before it is killed"),
+            (self.hard_limit < self.visibility,
+             "FETCH_HARD_TIME_LIMIT ({hard_limit}) must stay below VISIBILITY_TIMEOUT "
+             "({visibility}), or a task still running is delivered a second time"),
+            (self.lease_renew >= 1 and 3 * self.lease_renew <= self.lease_ttl,
+             "LEASE_RENEW_SECONDS ({lease_renew}) must be at least 1 and at most a third of "
+             "LEASE_TTL_SECONDS ({lease_ttl}), so two missed renewals do not lose the lease"),
+            (self.grace >= 1, "GRACE_SECONDS ({grace}) must be at least 1"),
+            (self.beat_loop >= 1 and 3 * self.beat_loop <= self.beat_lock,
+             "BEAT_LOCK_TIMEOUT ({beat_lock}) must be at least three BEAT_MAX_LOOP_INTERVAL "
+             "({beat_loop}), or the active beat loses its lock between two ticks"),
+        ]
+        return [message.format(**vars(self)) for holds, message in rules if not holds]
+
+
+def timing(env: Mapping[str, str]) -> Timing:
+    """Return the time limits of `env`; raise SettingsError if they contradict each other."""
     visibility = _int(env, "VISIBILITY_TIMEOUT", defaults.VISIBILITY_TIMEOUT)
-    if hard_limit >= visibility:
-        raise ValueError("FETCH_HARD_TIME_LIMIT must stay below VISIBILITY_TIMEOUT")
+    found = Timing(
+        soft_limit=_int(env, "FETCH_SOFT_TIME_LIMIT", defaults.FETCH_SOFT_TIME_LIMIT),
+        hard_limit=_int(env, "FETCH_HARD_TIME_LIMIT", defaults.FETCH_HARD_TIME_LIMIT),
+        visibility=visibility,
+        # Kombu looks for a dead consumer's messages every 100 s by default: every tenth
+        # of the visibility timeout instead (1-10 s).
+        restore_interval=max(1, min(10, visibility // 10)),
+        lease_ttl=_int(env, "LEASE_TTL_SECONDS", defaults.LEASE_TTL_SECONDS),
+        lease_renew=_int(env, "LEASE_RENEW_SECONDS", defaults.LEASE_RENEW_SECONDS),
+        grace=_int(env, "GRACE_SECONDS", defaults.GRACE_SECONDS),
+        beat_loop=_int(env, "BEAT_MAX_LOOP_INTERVAL", defaults.BEAT_MAX_LOOP_INTERVAL),
+        beat_lock=_int(env, "BEAT_LOCK_TIMEOUT", defaults.BEAT_LOCK_TIMEOUT))
+    problems = found.problems()
+    if problems:
+        raise SettingsError("data-streams refuses to start: inconsistent settings:\n  - "
+                            + "\n  - ".join(problems))
+    return found
+
+
+def celery_settings(redis_url: str, limits: Timing) -> dict[str, Any]:
+    """Return Celery's settings: queues, acks, time limits, RedBeat."""
     return {
         "broker_url": redis_url,
         "broker_connection_retry_on_startup": True,
         # A killed consumer's unacknowledged messages come back once they are older than
-        # the visibility timeout; sweep for them every tenth of it (1-10 s), not every 100 s.
-        "broker_transport_options": {"visibility_timeout": visibility,
-                                     "unacked_restore_interval": max(1, min(10, visibility // 10)),
+        # the visibility timeout; sweep for them every `restore_interval`, not every 100 s.
+        "broker_transport_options": {"visibility_timeout": limits.visibility,
+                                     "unacked_restore_interval": limits.restore_interval,
                                      "unacked_restore_throttle": 1},
         "task_ignore_result": True,
         "include": names.TASK_MODULES,
         "task_routes": names.TASK_ROUTES,
         "task_default_queue": names.FETCH_QUEUE,
         "worker_prefetch_multiplier": 1,
-        "task_soft_time_limit": soft_limit,
-        "task_time_limit": hard_limit,
+        "task_soft_time_limit": limits.soft_limit,
+        "task_time_limit": limits.hard_limit,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        "beat_scheduler": "redbeat.RedBeatScheduler",
-        "beat_max_loop_interval": _int(env, "BEAT_MAX_LOOP_INTERVAL",
-                                       defaults.BEAT_MAX_LOOP_INTERVAL),
+        # RedBeat's scheduler, riding out Redis restarts (app/beat.py).
+        "beat_scheduler": "app.beat:Scheduler",
+        "beat_max_loop_interval": limits.beat_loop,
         "redbeat_redis_url": redis_url,
         "redbeat_key_prefix": "{redbeat}:",
         "redbeat_redis_options": {"socket_connect_timeout": 5, "socket_timeout": 30,
                                   "retry_on_timeout": True, "health_check_interval": 30},
-        "redbeat_lock_timeout": _int(env, "BEAT_LOCK_TIMEOUT", defaults.BEAT_LOCK_TIMEOUT),
+        "redbeat_lock_timeout": limits.beat_lock,
     }
 
 
@@ -73,10 +148,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return the Flask config mapping built from `environ` (default: os.environ)."""
     env = os.environ if environ is None else environ
     redis_url = env.get("REDIS_URL") or defaults.REDIS_URL
-    soft = _int(env, "FETCH_SOFT_TIME_LIMIT", defaults.FETCH_SOFT_TIME_LIMIT)
-    hard = _int(env, "FETCH_HARD_TIME_LIMIT", defaults.FETCH_HARD_TIME_LIMIT)
-    if soft >= hard:
-        raise ValueError("FETCH_SOFT_TIME_LIMIT must stay below FETCH_HARD_TIME_LIMIT")
+    limits = timing(env)
     return {
         "REDIS_URL": redis_url,
         "KEY_PREFIX": env.get("KEY_PREFIX") or defaults.KEY_PREFIX,
@@ -85,14 +157,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
                                          defaults.DEFAULT_INTERVAL_SECONDS),
         "MIN_INTERVAL_SECONDS": _int(env, "MIN_INTERVAL_SECONDS", defaults.MIN_INTERVAL_SECONDS),
         "MAX_INTERVAL_SECONDS": _int(env, "MAX_INTERVAL_SECONDS", defaults.MAX_INTERVAL_SECONDS),
-        "LOCK_TIMEOUT_SECONDS": hard + _int(env, "LOCK_SLACK_SECONDS",
-                                            defaults.LOCK_SLACK_SECONDS),
+        "LEASE_TTL_SECONDS": limits.lease_ttl,
+        "LEASE_RENEW_SECONDS": limits.lease_renew,
+        "STAGING_SECONDS": limits.staging,
         "KEEP_VERSIONS": _int(env, "KEEP_VERSIONS", defaults.KEEP_VERSIONS),
-        "GRACE_SECONDS": _int(env, "GRACE_SECONDS", defaults.GRACE_SECONDS),
+        "GRACE_SECONDS": limits.grace,
         "HISTORY_LENGTH": _int(env, "HISTORY_LENGTH", defaults.HISTORY_LENGTH),
         "CHANGE_HISTORY": _int(env, "CHANGE_HISTORY", defaults.CHANGE_HISTORY),
         "DEFAULT_PAGE_LIMIT": _int(env, "DEFAULT_PAGE_LIMIT", defaults.DEFAULT_PAGE_LIMIT),
         "MAX_PAGE_LIMIT": _int(env, "MAX_PAGE_LIMIT", defaults.MAX_PAGE_LIMIT),
+        "DEFAULT_LIST_LIMIT": _int(env, "DEFAULT_LIST_LIMIT", defaults.DEFAULT_LIST_LIMIT),
+        "MAX_LIST_LIMIT": _int(env, "MAX_LIST_LIMIT", defaults.MAX_LIST_LIMIT),
+        "LIST_SCAN_LIMIT": _int(env, "LIST_SCAN_LIMIT", defaults.LIST_SCAN_LIMIT),
+        "PINNED_MAX_AGE_SECONDS": _int(env, "PINNED_MAX_AGE_SECONDS",
+                                       defaults.PINNED_MAX_AGE_SECONDS),
         "MAX_PAGES": _int(env, "MAX_PAGES", defaults.MAX_PAGES),
         "ALLOWED_SOURCE_HOSTS": _list(env, "ALLOWED_SOURCE_HOSTS"),
         "UI_FLOWER_URL": env.get("UI_FLOWER_URL") or defaults.UI_FLOWER_URL.format(
@@ -107,5 +185,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOG_LEVEL": env.get("LOG_LEVEL") or defaults.LOG_LEVEL,
         "SECRET_ENV_VARS": _list(env, "SECRET_ENV_VARS"),
         **security_settings(env),
-        "CELERY": celery_settings(redis_url, soft, hard, env),
+        "CELERY": celery_settings(redis_url, limits),
     }

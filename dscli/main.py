@@ -49,11 +49,23 @@ def command() -> Callable[[Callable[..., None]], click.Command]:
     return decorate
 
 
+# The overview answers at most this many streams a page; `streams` follows every page.
+MAX_OVERVIEW_PAGE = 1000
+MAX_PAGES = 10_000
+
+
 @command()
 def streams(client: Client, out: Output) -> None:
     """List every stream: state, version, freshness, last batch."""
-    body = client.get("/ui/overview")
-    out.table(body, render.streams_table(body["streams"]))
+    body = client.get("/ui/overview", limit=MAX_OVERVIEW_PAGE)
+    rows = list(body["streams"])
+    for _ in range(MAX_PAGES):  # follow the pages; bounded, as every loop here
+        if not body.get("next_cursor"):
+            break
+        body = client.get("/ui/overview", limit=MAX_OVERVIEW_PAGE, cursor=body["next_cursor"])
+        rows.extend(body["streams"])
+    body = {**body, "streams": rows, "next_cursor": None}
+    out.table(body, render.streams_table(rows))
 
 
 @command()

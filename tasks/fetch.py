@@ -1,9 +1,11 @@
 """The fetch task: one batch of one stream, from upstream pages to ingest messages.
 
-Beat sends ``ds.fetch.stream`` on each tick. The task takes the stream's batch lock and
-its next version in one step (at most one batch in flight), pages through the upstream,
-runs each page through the stream's middleware and sends it to the ingest queue, then
-announces the totals. Any failure ends the batch as failed; the served version stays.
+Beat sends ``ds.fetch.stream`` on each tick. The task takes the stream's batch lease and
+its next version in one step (at most one batch in flight), keeps the lease alive from a
+heartbeat thread, pages through the upstream, runs each page through the stream's
+middleware and sends it to the ingest queue, then announces the totals. Any failure ends
+the batch as failed; the served version stays. A worker that dies stops its heartbeat, so
+the stream is free again one lease TTL later.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from flask import current_app
 
 from app.exceptions import UpstreamError
 from app.extensions import Store, get_store
+from app.ops import metrics
 from app.ops.logs import bind
 from app.records import now_iso
 from app.store.locks import BatchLease
 from config import names
 from config.streams import StreamDefinition
 from tasks.batch_source import BatchSource
+from tasks.heartbeat import Heartbeat
 from tasks.middleware import BatchContext, build_chain
 from tasks.protocol import Outbox
 from tasks.schema_infer import SchemaBuilder
@@ -56,27 +60,32 @@ def fetch_stream(self: Task, stream: str) -> dict[str, Any]:
     if isinstance(lease, str):
         log.info("fetch skipped stream=%s reason=%s", stream, lease)
         return {"stream": stream, "skipped": lease}
+    if lease.took_over:
+        metrics.observe_batch(stream, "abandoned")
+        log.warning("batch abandoned stream=%s version=%s kind=worker_lost: its lease lapsed; "
+                    "batch %s took over", stream, lease.took_over, lease.version)
     outbox = Outbox(current_app.extensions["celery"], lease)
-    outbox.begin()
-    log.info("batch started stream=%s version=%s", stream, lease.version)
-    try:
-        with bind(version=lease.version):  # every log line of the batch names its version
-            return run_batch(store, definition, lease, outbox)
-    except UpstreamError as exc:
-        raise _failed(outbox, lease, exc) from None
-    except SoftTimeLimitExceeded:
-        raise _failed(outbox, lease, UpstreamError(
-            "timeout", "fetch exceeded its time limit")) from None
-    except Exception as exc:
-        # A bug or a lost connection: end the batch now (not when its lock expires), then
-        # let Celery log the traceback. The message names the type only: no data leaks.
-        with contextlib.suppress(Exception):
-            _failed(outbox, lease, UpstreamError("internal", type(exc).__name__))
-        raise
+    with Heartbeat(store.locks, lease, current_app.config["LEASE_RENEW_SECONDS"]) as heartbeat:
+        try:
+            outbox.begin()
+            log.info("batch started stream=%s version=%s", stream, lease.version)
+            with bind(version=lease.version):  # every log line of the batch names its version
+                return run_batch(store, definition, lease, outbox, heartbeat)
+        except UpstreamError as exc:
+            raise _failed(outbox, lease, exc) from None
+        except SoftTimeLimitExceeded:
+            raise _failed(outbox, lease, UpstreamError(
+                "timeout", "fetch exceeded its time limit")) from None
+        except Exception as exc:
+            # A bug or a lost connection: end the batch now (not when its lease lapses), then
+            # let Celery log the traceback. The message names the type only: no data leaks.
+            with contextlib.suppress(Exception):
+                _failed(outbox, lease, UpstreamError("internal", type(exc).__name__))
+            raise
 
 
 def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
-              outbox: Outbox) -> dict[str, Any]:
+              outbox: Outbox, heartbeat: Heartbeat) -> dict[str, Any]:
     """Send every page of the upstream, then the batch totals."""
     started = time.monotonic()
     steps = BatchSource.start(store, definition, lease)  # full or incremental, details
@@ -91,8 +100,8 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
     schema = SchemaBuilder()
     pages = records = 0
     for page in pager:
-        if not store.locks.extend(lease):
-            raise UpstreamError("lock_lost", "the batch lost its lock (cancelled or expired)",
+        if heartbeat.lost.is_set():
+            raise UpstreamError("lock_lost", "the batch lost its lease (cancelled or lapsed)",
                                 page=page.number)
         with bind(page=page.number):
             fetched, dead = steps.prepare(page)
@@ -104,6 +113,8 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
         records += _send(outbox, steps, schema, pages + 1, held, [])
         pages += 1
     steps.finish()
+    if heartbeat.lost.is_set():
+        raise UpstreamError("lock_lost", "the batch lost its lease (cancelled or lapsed)")
     info = {"stop_reason": pager.stop_reason or "no_next",
             "fetch_seconds": round(time.monotonic() - started, 3),
             "middleware": chain.stats(), "schema": schema.result(), **steps.info()}

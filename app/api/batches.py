@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from app import control
-from app.api import inputs, models, openapi
+from app.api import http_cache, inputs, listing, models, openapi
 from app.exceptions import Conflict
 from app.extensions import Store, get_store
 
@@ -13,14 +13,17 @@ bp = Blueprint("batches", __name__, url_prefix="/streams")
 
 
 @bp.get("/<name>/batches")
-@openapi.document(ok=models.BatchList, tags=("batches",))
+@openapi.document(query=listing.BatchesQuery, ok=models.BatchList, tags=("batches",))
 def list_batches(name: str) -> Response:
-    """List the stream's recent batches, newest first."""
+    """List the stream's batches, newest first, a page at a time."""
     name = inputs.stream_name(name)
     store = get_store()
+    query = inputs.query(listing.BatchesQuery)
     control.require(store, name)
-    limit = inputs.query_int("limit", 50, low=1, high=500) or 50
-    return jsonify({"stream": name, "batches": store.reader.batches(name, limit)})
+    page = listing.batches(store, name, query)
+    response = jsonify({"stream": name, "batches": page.batches,
+                        "next_cursor": page.next_cursor})
+    return http_cache.link_next(response, page.next_cursor)
 
 
 def _batch_of(name: str, version: int) -> tuple[str, Store]:

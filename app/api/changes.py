@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import control
-from app.api import inputs, openapi
+from app.api import http_cache, inputs, openapi
 from app.exceptions import BadRequest, NoCompleteBatch
 from app.extensions import Store, get_store
 from app.store.cursors import ChangeCursor
@@ -49,7 +49,7 @@ bp = Blueprint("changes", __name__, url_prefix="/streams")
 
 
 @bp.get("/<name>/changes")
-@openapi.document(query=ChangesQuery, ok=ChangesPage, tags=("data",))
+@openapi.document(query=ChangesQuery, ok=ChangesPage, tags=("data",), conditional=True)
 def read_changes(name: str) -> Response:
     """Return what changed since a version: added, updated and removed, by key."""
     name = inputs.stream_name(name)
@@ -58,20 +58,28 @@ def read_changes(name: str) -> Response:
     control.require(store, name)
     limit = min(query.limit or current_app.config["DEFAULT_PAGE_LIMIT"],
                 current_app.config["MAX_PAGE_LIMIT"])
-    feed = store.change_feed
     if query.cursor:
         cursor = ChangeCursor.decode(query.cursor)
-        page = feed.read(name, cursor.since, cursor.to, limit=limit, after=cursor.after)
+        since, to, after = cursor.since, cursor.to, cursor.after
     else:
-        page = feed.read(name, _since(query), _current(store, name, _since(query)),
-                         limit=limit)
+        since = _since(query)
+        to, after = _current(store, name, since), None
+    # The versions from `since` to `to` are all published: their change sets never change.
+    tag = http_cache.strong_tag(to, name, "changes", since, after, limit)
+    pinned = query.cursor is not None
+    headers = {"X-Stream-Version": str(to)}
+    unchanged = http_cache.not_modified(tag, pinned=pinned, headers=headers)
+    if unchanged is not None:
+        return unchanged
+    page = store.change_feed.read(name, since, to, limit=limit, after=after)
     body = {"stream": name, "from": page.since, "to": page.to,
             "added": [orjson.Fragment(record) for record in page.added],
             "updated": [orjson.Fragment(record) for record in page.updated],
             "removed": [orjson.Fragment(key) for key in page.removed],
             "next_cursor": page.next_cursor}
-    return Response(orjson.dumps(body), mimetype="application/json",
-                    headers={"X-Stream-Version": str(page.to)})
+    response = Response(orjson.dumps(body), mimetype="application/json", headers=headers)
+    http_cache.tagged(response, tag, pinned=pinned)
+    return http_cache.link_next(response, page.next_cursor)
 
 
 def _since(query: ChangesQuery) -> int:

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import control
-from app.api import export, inputs, openapi
+from app.api import export, http_cache, inputs, openapi
 from app.exceptions import BadRequest
 from app.extensions import get_store
 from app.records import value_score
@@ -53,7 +53,7 @@ class DataPage(BaseModel):
 
 
 @bp.get("/<name>/data")
-@openapi.document(query=DataQuery, ok=DataPage, tags=("data",))
+@openapi.document(query=DataQuery, ok=DataPage, tags=("data",), conditional=True)
 def read_data(name: str) -> Response:
     """Return one page of records, or stream the whole version as NDJSON or CSV."""
     name = inputs.stream_name(name)
@@ -71,11 +71,20 @@ def read_data(name: str) -> Response:
     cursor = Cursor.decode(query.cursor) if query.cursor else None
     page = store.reader.read(name, limit=limit, cursor=cursor, version=query.version,
                              window=window)
+    # A pinned page is named by its cursor (or version), offset, window and size.
+    tag = http_cache.strong_tag(page.version, name, "page", cursor.offset if cursor else 0,
+                                limit, cursor.window if cursor else window)
+    pinned = cursor is not None or query.version is not None
+    headers = {"X-Stream-Version": str(page.version), "Vary": "Accept"}
+    unchanged = http_cache.not_modified(tag, pinned=pinned, headers=headers)
+    if unchanged is not None:
+        return unchanged
     body = {"stream": name, "version": page.version,
             "records": [orjson.Fragment(member) for member in page.records],
             "next_cursor": page.next_cursor}
-    return Response(orjson.dumps(body), mimetype="application/json",
-                    headers={"X-Stream-Version": str(page.version)})
+    response = Response(orjson.dumps(body), mimetype="application/json", headers=headers)
+    http_cache.tagged(response, tag, pinned=pinned)
+    return http_cache.link_next(response, page.next_cursor)
 
 
 def _accepted() -> str:
@@ -104,12 +113,18 @@ def _score(field: str, text: str | None) -> float | None:
 def _export(name: str, kind: str, version: int | None, window: Window) -> Response:
     """Stream a whole version (or its window) in chunks."""
     reader = get_store().reader
+    pinned = version is not None
     version = reader.resolve(name, version)
     start, stop = reader.span(name, version, window)
-    rows = export.ndjson if kind == "ndjson" else export.csv_rows
-    headers: dict[str, Any] = {"X-Stream-Version": str(version),
-                               "X-Record-Count": str(stop - start)}
+    tag = http_cache.strong_tag(version, name, kind, window)
+    headers: dict[str, Any] = {"X-Stream-Version": str(version), "Vary": "Accept"}
+    unchanged = http_cache.not_modified(tag, pinned=pinned, headers=headers)
+    if unchanged is not None:
+        return unchanged  # before a single record is read
+    headers["X-Record-Count"] = str(stop - start)
     if kind == "csv":
         headers["Content-Disposition"] = f'attachment; filename="{name}-v{version}.csv"'
-    return Response(stream_with_context(rows(reader, name, version, window)),
-                    mimetype=FORMATS[kind], headers=headers)
+    rows = export.ndjson if kind == "ndjson" else export.csv_rows
+    response = Response(stream_with_context(rows(reader, name, version, window)),
+                        mimetype=FORMATS[kind], headers=headers)
+    return http_cache.tagged(response, tag, pinned=pinned)

@@ -98,21 +98,6 @@ def interval(seconds: int, field: str = "interval_seconds") -> int:
     return seconds
 
 
-def query_int(name: str, default: int | None, *, low: int, high: int) -> int | None:
-    """Return the integer query parameter `name`, checked against [low, high]."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer", details={"field": name}) from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}",
-                         details={"field": name, "min": low, "max": high})
-    return value
-
-
 def query(model: type[Model]) -> Model:
     """Parse the query string into `model`; a bad parameter is a 400 naming it."""
     try:

@@ -29,9 +29,10 @@ class StreamSummary(_Open):
 
 
 class StreamList(_Open):
-    """Every stream with its state."""
+    """One page of the streams, sorted by name."""
 
     streams: list[StreamSummary]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null: end.")
 
 
 class StreamSaved(_Open):
@@ -80,10 +81,11 @@ class Batch(_Open):
 
 
 class BatchList(_Open):
-    """The stream's recent batches, newest first."""
+    """One page of the stream's batches, newest first."""
 
     stream: str
     batches: list[Batch]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null: end.")
 
 
 class BatchAnswer(_Open):

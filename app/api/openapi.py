@@ -27,6 +27,8 @@ from spectree.models import SecureType
 from spectree.plugins.flask_plugin import FlaskPlugin
 from swagger_ui_bundle import swagger_ui_path
 
+from app.api import http_cache
+
 ERROR_STATUSES = (400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500)
 
 
@@ -69,10 +71,16 @@ spec = SpecTree("flask", backend=_DocumentOnly, title="data-streams API", versio
 
 def document(*, query: type[BaseModel] | None = None, json: type[BaseModel] | None = None,
              ok: type[BaseModel] | None = None, status: int = 200,
-             tags: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Describe a view in the OpenAPI document: its query, body and answer models."""
-    answers = Answers(**{f"HTTP_{status}": ok})
+             tags: tuple[str, ...] = (), conditional: bool = False
+             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Describe a view in the OpenAPI document: its query, body and answer models.
+
+    `conditional`: the view tags its answer (ETag) and honours If-None-Match with a 304
+    (`app.api.http_cache`); `http_cache.describe` adds the headers to the document.
+    """
+    answers = Answers(**{f"HTTP_{status}": ok, **({"HTTP_304": None} if conditional else {})})
     return spec.validate(query=query, json=json, resp=answers, tags=tags,
+                         headers=http_cache.ConditionalHeaders if conditional else None,
                          validation_error_status=422)
 
 
@@ -101,7 +109,8 @@ def openapi_document() -> Response:
     """Return the OpenAPI 3 document of this API."""
     cached = current_app.extensions.get("openapi")
     if cached is None:
-        cached = current_app.extensions["openapi"] = _with_errors(spec._generate_spec())
+        cached = current_app.extensions["openapi"] = http_cache.describe(
+            _with_errors(spec._generate_spec()))
     return jsonify(cached)
 
 

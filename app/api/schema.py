@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import control
-from app.api import inputs, openapi
+from app.api import http_cache, inputs, openapi
 from app.extensions import get_store
 
 bp = Blueprint("schema", __name__, url_prefix="/streams")
@@ -40,7 +40,7 @@ class SchemaAnswer(BaseModel):
 
 
 @bp.get("/<name>/schema")
-@openapi.document(query=SchemaQuery, ok=SchemaAnswer, tags=("data",))
+@openapi.document(query=SchemaQuery, ok=SchemaAnswer, tags=("data",), conditional=True)
 def get_schema(name: str) -> Response:
     """Return the schema of the current (or ?version=) batch and its drift."""
     name = inputs.stream_name(name)
@@ -49,5 +49,19 @@ def get_schema(name: str) -> Response:
     query = inputs.query(SchemaQuery)
     version = store.reader.resolve(name, query.version)
     batch = store.reader.batch(name, version)
+    status = batch.get("status")
+    if status == "running":  # its schema arrives while it runs: nothing to tag yet
+        return http_cache.cache_control(_answer(name, version, batch), pinned=False)
+    # A batch's schema and drift are written once it ends; only its status may still move
+    # (quarantined -> complete or discarded), so the status is part of the tag.
+    tag = http_cache.strong_tag(version, name, "schema", status)
+    pinned = query.version is not None and status != "quarantined"
+    unchanged = http_cache.not_modified(tag, pinned=pinned)
+    if unchanged is not None:
+        return unchanged
+    return http_cache.tagged(_answer(name, version, batch), tag, pinned=pinned)
+
+
+def _answer(name: str, version: int, batch: dict[str, Any]) -> Response:
     return jsonify({"stream": name, "version": version, "status": batch.get("status"),
                     "schema": batch.get("schema"), "drift": batch.get("schema_drift")})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from app import control, redaction
-from app.api import inputs, models, openapi
+from app.api import http_cache, inputs, listing, models, openapi
 from app.extensions import get_store
 from app.schedule import Schedules
 from config.middleware import LOCAL_REFS_CONTEXT, PREFIXES_CONTEXT
@@ -20,10 +20,13 @@ def schedules() -> Schedules:
 
 
 @bp.get("")
-@openapi.document(ok=models.StreamList, tags=("streams",))
+@openapi.document(query=listing.StreamsQuery, ok=models.StreamList, tags=("streams",))
 def list_streams() -> Response:
-    """List every stream with its state."""
-    return jsonify({"streams": control.summary(get_store(), schedules())})
+    """List the streams by name, a page at a time, with their state and current version."""
+    query = inputs.query(listing.StreamsQuery)
+    page = listing.streams(get_store(), schedules(), query)
+    response = jsonify({"streams": page.streams, "next_cursor": page.next_cursor})
+    return http_cache.link_next(response, page.next_cursor)
 
 
 @bp.put("/<name>")
@@ -44,11 +47,11 @@ def put_stream(name: str) -> tuple[Response, int]:
 
 
 @bp.get("/<name>")
-@openapi.document(ok=models.StreamState, tags=("streams",))
+@openapi.document(ok=models.StreamState, tags=("streams",), conditional=True)
 def get_stream(name: str) -> Response:
     """Describe a stream: definition, state, current version, batch in progress."""
     name = inputs.stream_name(name)
-    return jsonify(control.describe(get_store(), schedules(), name))
+    return http_cache.weakly_tagged(control.describe(get_store(), schedules(), name))
 
 
 @bp.delete("/<name>")

@@ -1,4 +1,4 @@
-"""Blueprint of the status page: the page shell and the one summary it polls.
+"""Blueprint of the status page: the page shell and the summary it polls, a page at a time.
 
 The shell (HTML, CSS and a small script under ``app/static/ui/``) holds no data, so a
 browser can load it before it knows a token; every figure on the page comes from JSON reads
@@ -14,7 +14,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, redirect, send_from_directory
 from werkzeug.wrappers import Response as BaseResponse
 
-from app.api import inputs, openapi
+from app import control
+from app.api import http_cache, inputs, listing, openapi
 from app.extensions import Store, get_store
 from app.records import iso, parse_time
 from app.schedule import Schedules
@@ -47,35 +48,53 @@ def stream_page(name: str) -> BaseResponse:
 
 
 @bp.get("/ui/overview")
+@openapi.document(query=listing.StreamsQuery, tags=("ui",))
 def overview() -> Response:
-    """Summarise every stream for the status page: state, freshness, last batch."""
-    now = datetime.now(UTC)
-    schedules = Schedules(current_app.extensions["celery"])
+    """Summarise a page of streams for the status page: state, freshness, last batch."""
+    query = inputs.query(listing.StreamsQuery)
     store = get_store()
-    streams = [stream_summary(store, schedules, name, now)
-               for name in store.definitions.names()]
+    page = listing.streams(store, Schedules(current_app.extensions["celery"]), query)
+    response = _overview(store, page.streams, page.next_cursor)
+    return http_cache.link_next(response, page.next_cursor)
+
+
+@bp.get("/ui/overview/<name>")
+def stream_overview(name: str) -> Response:
+    """Summarise one stream as a line of the overview (the stream's page)."""
+    name = inputs.stream_name(name)
+    store = get_store()
+    control.require(store, name)
+    schedules = Schedules(current_app.extensions["celery"])
+    line = {"stream": name, **schedules.describe(name),
+            "current_version": store.reader.current_version(name)}
+    return _overview(store, [line], None)
+
+
+def _overview(store: Store, lines: list[dict[str, Any]], next_cursor: str | None
+              ) -> Response:
+    now = datetime.now(UTC)
+    definitions = store.definitions.raw_many([line["stream"] for line in lines])
+    streams = [stream_summary(store, line, definitions.get(line["stream"]), now)
+               for line in lines]
     return jsonify({"now": iso(now), "flower_url": current_app.config.get("UI_FLOWER_URL"),
-                    "stale_intervals": STALE_INTERVALS, "streams": streams})
+                    "stale_intervals": STALE_INTERVALS, "total": store.definitions.count(),
+                    "streams": streams, "next_cursor": next_cursor})
 
 
-def stream_summary(store: Store, schedules: Schedules, name: str, now: datetime
-                   ) -> dict[str, Any]:
-    """Return one stream's line of the overview."""
-    definition = store.definitions.get(name)
-    state = schedules.describe(name)
-    version = store.reader.current_version(name)
+def stream_summary(store: Store, line: dict[str, Any], definition: dict[str, Any] | None,
+                   now: datetime) -> dict[str, Any]:
+    """Return one stream's line of the overview, from its line of the stream list."""
+    name, version = line["stream"], line["current_version"]
     current = store.reader.batch_or_none(name, version) if version else None
     last = store.reader.batches(name, 1)
-    interval = state["interval_seconds"] or (definition.interval_seconds if definition
-                                             else None)
+    interval = line["interval_seconds"] or (definition or {}).get("interval_seconds")
     published = published_at(current)
     age = (now - published).total_seconds() if published else None
-    return {"stream": name, "state": state["state"], "interval_seconds": interval,
-            "next_run_at": state["next_run_at"], "current_version": version,
+    return {**line, "interval_seconds": interval,
             "published_at": iso(published) if published else None,
             "age_seconds": round(age, 3) if age is not None else None,
             "stale": is_stale(age, interval),
-            "description": definition.description if definition else "",
+            "description": (definition or {}).get("description") or "",
             "last_batch": ({key: last[0][key] for key in LAST_BATCH_FIELDS if key in last[0]}
                            if last else None),
             "in_progress": store.reader.in_progress(name)}

@@ -19,6 +19,9 @@ from config.streams import load_streams_file
 def load_streams(path: str | None) -> None:
     """Create or replace the streams defined in PATH (default: $STREAMS_FILE)."""
     redis_checks.warn_if_evicting(get_redis(), "web")  # the Procfile's web runs this first
+    moved = get_store().definitions.adopt_legacy_names()
+    if moved:
+        click.echo(f"moved {moved} stream names into the paged index")
     path = path or current_app.config["STREAMS_FILE"]
     if not path:
         click.echo("no streams file given and STREAMS_FILE is unset; nothing to load")

@@ -8,7 +8,10 @@ When the last page or the totals of a batch arrive, `settle` runs, in order:
 3. the fenced Lua commit (`BatchWriter.try_publish` or `.quarantine`).
 A quarantined batch can be published or discarded by hand later. Preparers and gates
 are plain functions of a `Candidate`; they must be idempotent, since two ingest consumers
-may settle the same batch at once (the Lua step decides once).
+may settle the same batch at once (the Lua step decides once; the one that lost makes the
+change data permanent again after its own writes), and a consumer that died settling is
+replaced by the next delivery, which settles again. The commit also checks what is really
+stored against the totals: staging data that expired answers "staging_expired".
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ log = logging.getLogger(__name__)
 
 Preparer = Callable[[Candidate], dict[str, str]]
 Gate = Callable[[Candidate], str | None]
-
 
 
 def change_set(candidate: Candidate) -> dict[str, str]:
@@ -64,6 +66,8 @@ def settle(store: Store, stream: str, version: int) -> str:
         verdict = store.writer.quarantine(stream, version, "; ".join(reasons), extra)
     else:
         verdict = store.writer.try_publish(stream, version, extra)
+    if verdict == "not_running":  # another consumer settled it first, maybe before our
+        store.writer.keep_change_data(stream, version)  # change data was written: keep it
     if verdict == "published":
         incremental.published(found)
     log.info("batch settled stream=%s version=%s verdict=%s%s", stream, version, verdict,

@@ -51,17 +51,17 @@ class Store:
 def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
     """Build every part of the store from a client and the app's settings."""
     prefix = config["KEY_PREFIX"]
-    lock_ms = config["LOCK_TIMEOUT_SECONDS"] * 1000
+    lease_ms = config["LEASE_TTL_SECONDS"] * 1000
     retention = Retention(keep_versions=config["KEEP_VERSIONS"],
                           grace_seconds=config["GRACE_SECONDS"],
                           history_length=config["HISTORY_LENGTH"],
                           change_history=config["CHANGE_HISTORY"],
-                          staging_ttl_ms=lock_ms + config["GRACE_SECONDS"] * 1000,
-                          lock_ttl_ms=lock_ms)
+                          staging_ttl_ms=config["STAGING_SECONDS"] * 1000,
+                          lock_ttl_ms=lease_ms)
     index = RecordIndex(connection, prefix)
     return Store(connection=connection, prefix=prefix,
                  definitions=Definitions(connection, prefix),
-                 locks=StreamLocks(connection, prefix, lock_ms),
+                 locks=StreamLocks(connection, prefix, lease_ms, config["GRACE_SECONDS"]),
                  writer=BatchWriter(connection, prefix, retention),
                  reader=Reader(connection, prefix),
                  change_sets=ChangeSets(connection, prefix, retention.staging_ttl_ms),

@@ -1,13 +1,16 @@
 """Cursors: where a paging reader stands, written by the store and handed back by clients.
 
 A cursor is a small JSON object, base64url without padding, so it travels in a query
-string untouched. There are two kinds, one codec (`encode`, `decode`):
+string untouched. There are four kinds, one codec (`encode`, `decode`):
 
     records page  {"v": version, "o": offset[, "lo": low, "hi": high, "d": descending]}
     change feed   {"f": since, "t": to, "k": last key answered}
+    stream list   {"n": last stream name answered}
+    batch list    {"b": last version answered (pages go newest first)}
 
-Both pin what they read (a version; a range of versions), so paging never mixes two
-batches. A cursor the store did not write raises `InvalidCursor`.
+The first two pin what they read (a version; a range of versions), so paging never mixes
+two batches; the lists are live and resume after the last item answered. A cursor the
+store did not write raises `InvalidCursor`.
 """
 
 from __future__ import annotations
@@ -118,6 +121,40 @@ def _whole(value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_INTEGER:
         raise ValueError("not a version or offset")
     return value
+
+
+@dataclass(frozen=True)
+class StreamsCursor:
+    """Where a reader of the stream list stands: the last name answered."""
+
+    after: str
+
+    def encode(self) -> str:
+        return encode({"n": self.after})
+
+    @classmethod
+    def decode(cls, text: str) -> StreamsCursor:
+        after = decode(text).get("n")
+        if not isinstance(after, str) or not after:
+            raise _invalid()
+        return cls(after)
+
+
+@dataclass(frozen=True)
+class BatchesCursor:
+    """Where a reader of a batch history stands: the last (oldest) version answered."""
+
+    before: int
+
+    def encode(self) -> str:
+        return encode({"b": self.before})
+
+    @classmethod
+    def decode(cls, text: str) -> BatchesCursor:
+        before = decode(text).get("b")
+        if isinstance(before, bool) or not isinstance(before, int) or before < 1:
+            raise _invalid()
+        return cls(before)
 
 
 def _bound(value: Any) -> float | None:

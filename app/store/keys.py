@@ -4,10 +4,12 @@ Every key of one stream carries the Redis Cluster hash tag ``{<stream>}`` so tha
 script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is the prefix
 (``KEY_PREFIX``, default ``ds``); ``s`` the stream name; ``v`` a batch version.
 
-    P:streams              set     names of the defined streams
+    P:names                zset    names of the defined streams, every score 0, so the
+                                   names sort by bytes and page with ZRANGEBYLEX
+    P:streams              set     (legacy) the names before P:names; moved once at start
     P:{s}:def              string  the stream definition, JSON
     P:{s}:seq              string  last batch version handed out (INCR; monotonic per stream)
-    P:{s}:lock             string  "<token>:<v>" of the batch in flight; PX = lock timeout
+    P:{s}:lock             string  "<token>:<v>" of the batch in flight; PX = lease TTL, renewed
     P:{s}:fetch:<id>       string  version the fetch message <id> started; PX = one day
     P:{s}:control          string  lock serialising start/stop of the stream (redis-py Lock)
     P:{s}:current          string  version of the current published batch (the pointer)
@@ -40,8 +42,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def streams_key(prefix: str) -> str:
-    """Return the key of the set of stream names."""
+def names_key(prefix: str) -> str:
+    """Return the key of the sorted set of stream names (lexicographic paging)."""
+    return f"{prefix}:names"
+
+
+def legacy_names_key(prefix: str) -> str:
+    """Return the key of the plain set that held the names before `names_key`."""
     return f"{prefix}:streams"
 
 

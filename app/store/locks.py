@@ -1,56 +1,47 @@
-"""The per-stream batch lock, version sequence and fetch receipts: strings per stream.
+"""The per-stream batch lease, version sequence and fetch receipts: strings per stream.
 
-The lock holds ``"<token>:<version>"`` (`BatchLease.value`) with a PX timeout that covers
-the fetch task's hard time limit plus slack; the sequence is the version counter. Taking
-the lock and handing out the next version is one Lua step, so at most one batch per stream
-is in flight and versions only grow. A fetch message's receipt (keyed by its task id)
-means a redelivered or duplicated message (same task id) never starts a second batch.
-The running fetch and the ingest consumer extend the lock as pages flow; publish and fail
-release it (compare-and-delete on the value).
+The lease (the stream's batch lock) holds ``"<token>:<version>"`` (`BatchLease.value`)
+with a short PX (``LEASE_TTL_SECONDS``) that the running batch renews every
+``LEASE_RENEW_SECONDS`` from a heartbeat thread (`tasks.heartbeat`), however long one
+page takes, so a batch whose worker died frees its stream one TTL after the last renewal.
+The sequence is the version counter. Taking the lease and handing out the next version is
+one Lua step, so at most one batch per stream is in flight and versions only grow; the
+same step ends the previous batch `abandoned` (kind ``worker_lost``) when its lease lapsed
+while it was still running. A fetch message's receipt (keyed by its task id) means a
+redelivered or duplicated message (same task id) never starts a second batch. Publish and
+fail release the lease (compare-and-delete on the value).
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import orjson
 from redis import Redis
 
+from app.records import now_iso
+from app.store import scripts
 from app.store.keys import StreamKeys
-
-_ACQUIRE_ONCE = """
-if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local version = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. version, 'PX', ARGV[2])
-redis.call('SET', KEYS[3], version, 'PX', ARGV[3])
-return version
-"""
+from config import defaults
 
 # How long a fetch message's receipt is kept, in ms: longer than any redelivery delay
 # (the broker's visibility timeout, one hour by default).
 RECEIPT_TTL_MS = 24 * 3600 * 1000
 
-_EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 
 @dataclass(frozen=True)
 class BatchLease:
-    """The right to run batch `version` of `stream`, proven by `value` in the lock key."""
+    """The right to run batch `version` of `stream`, proven by `value` in the lock key.
+
+    `took_over` is the version of a batch whose lapsed lease this one replaced (ended
+    `abandoned` when the lease was taken), or 0.
+    """
 
     stream: str
     version: int
     token: str
+    took_over: int = field(default=0, compare=False)
 
     @property
     def value(self) -> str:
@@ -63,40 +54,57 @@ class BatchLease:
         return cls(stream, int(version), token)
 
 
-class StreamLocks:
-    """Takes, extends and releases the batch lock of a stream."""
+def lapsed_error(lease_ms: int) -> dict[str, str]:
+    """Return the error of a batch whose lease lapsed while it ran."""
+    return {"kind": "worker_lost",
+            "message": f"its lease lapsed: no worker renewed it for {lease_ms // 1000} s (the "
+                       "fetch worker or ingest consumer was killed or lost Redis mid-batch)"}
 
-    def __init__(self, connection: Redis, prefix: str, timeout_ms: int) -> None:
+
+class StreamLocks:
+    """Takes, renews and releases the batch lease of a stream."""
+
+    def __init__(self, connection: Redis, prefix: str, timeout_ms: int,
+                 grace_seconds: int = defaults.GRACE_SECONDS) -> None:
         self.connection = connection
         self.prefix = prefix
         self.timeout_ms = timeout_ms
-        self._acquire_once = connection.register_script(_ACQUIRE_ONCE)
-        self._extend = connection.register_script(_EXTEND)
-        self._release = connection.register_script(_RELEASE)
+        self.grace_seconds = grace_seconds
+        self._acquire = connection.register_script(scripts.ACQUIRE_LEASE)
+        self._renew = connection.register_script(scripts.RENEW_LEASE)
+        self._release = connection.register_script(scripts.RELEASE_LEASE)
 
     def acquire_once(self, stream: str, receipt: str) -> BatchLease | str:
-        """Take the lock for the fetch message `receipt` (its task id) at most once.
+        """Take the lease for the fetch message `receipt` (its task id) at most once.
 
         Return the lease, or why not: "batch_in_flight" or "duplicate" (this message
         already started a batch).
         """
         keys = StreamKeys(self.prefix, stream)
         token = secrets.token_hex(8)
-        version = self._acquire_once(keys=[keys.lock, keys.seq, keys.fetch_receipt(receipt)],
-                                     args=[token, self.timeout_ms, RECEIPT_TTL_MS])
-        if version is None:
-            return "batch_in_flight"
-        if int(version) < 0:
-            return "duplicate"
-        return BatchLease(stream=stream, version=int(version), token=token)
+        error = orjson.dumps(lapsed_error(self.timeout_ms)).decode()
+        for _ in range(10):  # the sequence only moves when another fetch took the lease
+            last = int(str(self.connection.get(keys.seq) or 0))
+            answer = self._acquire(
+                keys=[keys.lock, keys.seq, keys.fetch_receipt(receipt), keys.batch(last),
+                      keys.records(last), keys.pages(last), keys.batches],
+                args=[token, self.timeout_ms, RECEIPT_TTL_MS, last, now_iso(),
+                      self.grace_seconds, error])
+            if answer is None:
+                return "batch_in_flight"
+            if isinstance(answer, list):
+                return BatchLease(stream, int(answer[0]), token, took_over=int(answer[1]))
+            if int(answer) == -1:
+                return "duplicate"
+        return "batch_in_flight"
 
     def extend(self, lease: BatchLease) -> bool:
-        """Renew the lock; False means it was lost (expired, cancelled or taken over)."""
+        """Renew the lease; False means it was lost (lapsed, cancelled or taken over)."""
         keys = StreamKeys(self.prefix, lease.stream)
-        return bool(self._extend(keys=[keys.lock], args=[lease.value, self.timeout_ms]))
+        return bool(self._renew(keys=[keys.lock], args=[lease.value, self.timeout_ms]))
 
     def release(self, lease: BatchLease) -> bool:
-        """Drop the lock if it is still ours."""
+        """Drop the lease if it is still ours."""
         keys = StreamKeys(self.prefix, lease.stream)
         return bool(self._release(keys=[keys.lock], args=[lease.value]))
 

@@ -26,9 +26,10 @@ from app.exceptions import (
     VersionExpired,
 )
 from app.store import scripts
-from app.store.cursors import EVERYTHING, Cursor, Window
+from app.store.cursors import EVERYTHING, BatchesCursor, Cursor, Window
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
+from config import defaults
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -39,6 +40,14 @@ class RecordPage:
 
     version: int
     records: list[str]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    """One page of a stream's batch history, newest first, and where to go next."""
+
+    batches: list[dict[str, Any]]
     next_cursor: str | None
 
 
@@ -202,15 +211,53 @@ class Reader:
         raw = self.connection.hgetall(StreamKeys(self.prefix, stream).batch(version))
         return decode_batch(raw) if raw else None
 
+    def current_versions(self, streams: list[str]) -> dict[str, int | None]:
+        """Return the current version of each stream (one round trip)."""
+        with self.connection.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.get(StreamKeys(self.prefix, stream).current)
+            replies = pipe.execute()
+        return {stream: int(raw) if raw else None
+                for stream, raw in zip(streams, replies, strict=True)}
+
     def batches(self, stream: str, limit: int = 50) -> list[dict[str, Any]]:
         """Return the newest `limit` batches, newest first."""
         keys = StreamKeys(self.prefix, stream)
         versions: Any = self.connection.zrevrange(keys.batches, 0, limit - 1)
+        return [decode_batch(row) for row in self._rows(keys, versions) if row]
+
+    def _rows(self, keys: StreamKeys, versions: list[Any]) -> list[Any]:
+        """Return the metadata hash of each version (empty when gone), one round trip."""
         with self.connection.pipeline(transaction=False) as pipe:
             for version in versions:
                 pipe.hgetall(keys.batch(int(version)))
-            rows = pipe.execute()
-        return [decode_batch(row) for row in rows if row]
+            return list(pipe.execute())
+
+    def batch_page(self, stream: str, *, limit: int, before: int | None = None,
+                   status: str | None = None, scan: int = defaults.LIST_SCAN_LIMIT) -> BatchPage:
+        """Return up to `limit` batches older than `before` (with `status`), newest first.
+
+        At most `scan` batches are examined per page, so a rare status costs a bounded
+        read; a page may then hold fewer batches and still have a `next_cursor`.
+        """
+        keys = StreamKeys(self.prefix, stream)
+        found: list[dict[str, Any]] = []
+        last, scanned = before, 0
+        while len(found) < limit and scanned < scan:
+            high = "+inf" if last is None else f"({last}"
+            want = limit - len(found) if status is None else min(limit, scan - scanned)
+            versions: Any = self.connection.zrevrangebyscore(keys.batches, high, "-inf",
+                                                             start=0, num=want)
+            if not versions:
+                return BatchPage(found, None)
+            for version, row in zip(versions, self._rows(keys, versions), strict=True):
+                scanned, last = scanned + 1, int(version)
+                if row and (status is None or row.get("status") == status):
+                    found.append(decode_batch(row))
+                if len(found) == limit:
+                    break
+        more = last is not None and self.connection.zcount(keys.batches, "-inf", f"({last}")
+        return BatchPage(found, BatchesCursor(last).encode() if more and last else None)
 
     def in_progress(self, stream: str) -> dict[str, Any] | None:
         """Return the batch in flight (the lock holder's), with its progress, or None."""

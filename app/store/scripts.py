@@ -13,20 +13,41 @@ return redis.call('HGET', KEYS[1], 'status')
 # ARGV: version, page, count, staging_ttl_ms, lock_value, lock_ttl_ms, members, scores.
 # `members` is the page's canonical JSON records joined by "\n", `scores` their scores
 # joined by " " (two strings: no per-record argument to encode, send or parse). A page is
-# stored once: a redelivered page finds its number in `pages` and adds nothing. Returns
-# -1 (batch ended), 0 (already stored), 1 (stored) or 2 (stored, and the batch is whole:
-# every page and record the totals announced has arrived, so it may be published).
+# stored once: a redelivered page finds its number in `pages` and adds nothing. Everything
+# is checked before the first write, so a refused page leaves nothing half-written: a score
+# that is not a number is a "bad_record <page> <position> <score>" error. `records_stored`
+# counts the members really added, for the publish step to check against the staging set.
+# Returns -2 (the staging data expired while the batch ran: it can never be whole),
+# -1 (batch ended), 0 (already stored), 1 (stored) or 2 (the batch is whole: every page
+# and record the totals announced has arrived, so it may be published; a redelivered page
+# of a whole batch answers 2 again, so a consumer that died settling is replaced).
 STORE_PAGE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and status ~= 'running' then return -1 end
+local m = redis.call('HMGET', KEYS[1], 'pages_received', 'records_received',
+                     'expected_pages', 'expected_records')
+if tonumber(m[1] or '0') > 0 and redis.call('EXISTS', KEYS[3]) == 0 then return -2 end
 local function refresh()
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
   if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('PEXPIRE', KEYS[4], ARGV[6]) end
 end
-if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then refresh() return 0 end
+local function whole(pages, records)
+  return m[3] and tonumber(m[3]) == pages and tonumber(m[4]) == records
+end
+if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then
+  refresh()
+  if whole(tonumber(m[1] or '0'), tonumber(m[2] or '0')) then return 2 end
+  return 0
+end
 local args, scores, n = {}, {}, 0
-for score in string.gmatch(ARGV[8], '%S+') do scores[#scores + 1] = score end
+for score in string.gmatch(ARGV[8], '%S+') do
+  local value = tonumber(score)
+  if value == nil or value ~= value then
+    return redis.error_reply('bad_record ' .. ARGV[2] .. ' ' .. (#scores + 1) .. ' ' .. score)
+  end
+  scores[#scores + 1] = score
+end
 for member in string.gmatch(ARGV[7], '[^\\n]+') do
   n = n + 1
   args[2 * n - 1] = scores[n]
@@ -42,16 +63,16 @@ if not status then
 end
 redis.call('HSETNX', KEYS[1], 'token', string.match(ARGV[5], '^(.*):'))
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+local added = 0
 for i = 1, #args, 1000 do
-  redis.call('ZADD', KEYS[2], unpack(args, i, math.min(i + 999, #args)))
+  added = added + redis.call('ZADD', KEYS[2], unpack(args, i, math.min(i + 999, #args)))
 end
-local m = redis.call('HMGET', KEYS[1], 'pages_received', 'records_received',
-                     'expected_pages', 'expected_records')
 local pages = tonumber(m[1] or '0') + 1
 local records = tonumber(m[2] or '0') + n
 redis.call('HSET', KEYS[1], 'pages_received', pages, 'records_received', records)
+redis.call('HINCRBY', KEYS[1], 'records_stored', added)
 refresh()
-if m[3] and tonumber(m[3]) == pages and tonumber(m[4]) == records then return 2 end
+if whole(pages, records) then return 2 end
 return 1
 """
 
@@ -73,11 +94,12 @@ return 'running'
 # The fenced commit. mode "auto" publishes a running batch whose every page has arrived,
 # whose lock no other batch holds, and that is newer than the current version; mode
 # "quarantine" ends such a batch as quarantined (kept, not served); mode "manual"
-# publishes a quarantined batch if it is still newer than the current version.
+# publishes a quarantined batch if it is still newer than the current version. Verdicts:
+# published, quarantined, waiting, staging_expired, superseded, stale, not_<status>.
 PUBLISH = """
 local mode = ARGV[4]
 local m = redis.call('HMGET', KEYS[1], 'status', 'expected_pages', 'pages_received',
-                     'expected_records', 'records_received', 'token')
+                     'expected_records', 'records_received', 'token', 'records_stored')
 local expected = 'running'
 if mode == 'manual' then expected = 'quarantined' end
 if m[1] ~= expected then return 'not_' .. expected end
@@ -85,6 +107,12 @@ if mode ~= 'manual' then
   if not m[2] then return 'waiting' end
   if tonumber(m[2]) ~= tonumber(m[3] or '0') or tonumber(m[4]) ~= tonumber(m[5] or '0') then
     return 'waiting'
+  end
+  -- What is really stored, not what was counted: staging data that expired meanwhile
+  -- (fewer page receipts, fewer records than were added) can never publish.
+  if redis.call('HLEN', KEYS[3]) ~= tonumber(m[2])
+      or redis.call('ZCARD', KEYS[2]) ~= tonumber(m[7] or '0') then
+    return 'staging_expired'
   end
 end
 local holder = redis.call('GET', KEYS[5])
@@ -164,6 +192,70 @@ else
 end
 return {redis.call('EXISTS', KEYS[1]), m[1] or '', m[2] or '0', redis.call('EXISTS', KEYS[3]),
         redis.call('ZCARD', KEYS[3]), members}
+"""
+
+# KEYS: meta, current, digests, changes. ARGV: version.
+# Two consumers may settle one batch: the one that loses the commit may still write its
+# (identical) change data, with the staging TTL, after the winner made it permanent. It
+# then calls this, so the change data of a batch still published (or quarantined and still
+# publishable) is permanent again whatever the order of the two.
+KEEP_CHANGE_DATA = """
+local status = redis.call('HGET', KEYS[1], 'status')
+local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+local version = tonumber(ARGV[1])
+if (status == 'complete' and current == version)
+    or (status == 'quarantined' and current < version) then
+  redis.call('PERSIST', KEYS[3])
+  redis.call('PERSIST', KEYS[4])
+  return 1
+end
+return 0
+"""
+
+# The batch lease of a stream (`locks`): KEYS[1] holds "<token>:<version>" with a short PX
+# that the running batch renews.
+
+# KEYS: lock, seq, receipt, meta, rec and pages of the last version handed out, index.
+# ARGV: token, lease_ms, receipt_ttl_ms, last version handed out (as the caller read it),
+# now, grace_s, error_json.
+# Takes the lease and the next version in one step, at most once per fetch message (its
+# receipt). A stream free while its last batch is still running (or never began) means
+# that batch's lease lapsed: its worker was lost, so it ends `abandoned` here, atomically.
+# Returns -1 (this message already started a batch), false (a batch holds the lease),
+# -2 (the sequence moved since the caller read it: read again), or {version, abandoned}.
+ACQUIRE_LEASE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local last = tonumber(ARGV[4])
+if tonumber(redis.call('GET', KEYS[2]) or '0') ~= last then return -2 end
+local abandoned = 0
+local status = redis.call('HGET', KEYS[4], 'status')
+if last > 0 and (not status or status == 'running') then
+  redis.call('HSET', KEYS[4], 'status', 'abandoned', 'version', last, 'finished_at', ARGV[5],
+             'error', ARGV[7])
+  redis.call('ZADD', KEYS[7], last, last)
+  redis.call('EXPIRE', KEYS[5], ARGV[6])
+  redis.call('EXPIRE', KEYS[6], ARGV[6])
+  abandoned = last
+end
+local version = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. version, 'PX', ARGV[2])
+redis.call('SET', KEYS[3], version, 'PX', ARGV[3])
+return {version, abandoned}
+"""
+
+# KEYS: lock. ARGV: lease value, lease_ms. Renews the lease if it is still this batch's.
+RENEW_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: lock. ARGV: lease value. Drops the lease if it is still this batch's.
+RELEASE_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 

@@ -9,12 +9,14 @@ a batch becomes visible in exactly one atomic step or never.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis import Redis
+from redis import Redis, ResponseError
 
+from app.exceptions import BadRecord
 from app.records import now_iso
 from app.store import scripts
 from app.store.keys import StreamKeys
@@ -22,6 +24,10 @@ from app.store.locks import BatchLease
 
 # The verdict of `store_packed` for the page that made its batch whole.
 WHOLE = 2
+# The verdict of `store_packed` when the batch's staging data expired while it ran.
+STAGING_EXPIRED = -2
+# The error STORE_PAGE answers for a score that is not a number.
+_BAD_RECORD = re.compile(r"^bad_record (?P<page>\d+) (?P<position>\d+) (?P<score>\S*)")
 
 
 def _int(value: Any) -> int:
@@ -52,6 +58,7 @@ class BatchWriter:
         self._complete = connection.register_script(scripts.COMPLETE)
         self._publish = connection.register_script(scripts.PUBLISH)
         self._finish = connection.register_script(scripts.FINISH_UNPUBLISHED)
+        self._keep_change_data = connection.register_script(scripts.KEEP_CHANGE_DATA)
 
     def begin(self, lease: BatchLease) -> str:
         """Record that a batch started; older batches still running are abandoned."""
@@ -69,15 +76,30 @@ class BatchWriter:
                      count: int) -> int:
         """Stage one packed page (members joined by newlines, scores by spaces).
 
-        Returns -1 (the batch ended), 0 (already stored), 1 (stored) or WHOLE (stored, and
-        now every page is in).
+        Returns STAGING_EXPIRED, -1 (the batch ended), 0 (already stored), 1 (stored) or
+        WHOLE (every page is in: stored now, or before by a consumer that died settling).
+        Raises BadRecord, with nothing of the page written, for a score that is no number.
         """
         keys = StreamKeys(self.prefix, lease.stream)
-        return int(self._store_page(
-            keys=[keys.batch(lease.version), keys.records(lease.version),
-                  keys.pages(lease.version), keys.lock, keys.batches],
-            args=[lease.version, page, count, self.retention.staging_ttl_ms, lease.value,
-                  self.retention.lock_ttl_ms, members, scores]))
+        try:
+            return int(self._store_page(
+                keys=[keys.batch(lease.version), keys.records(lease.version),
+                      keys.pages(lease.version), keys.lock, keys.batches],
+                args=[lease.version, page, count, self.retention.staging_ttl_ms, lease.value,
+                      self.retention.lock_ttl_ms, members, scores]))
+        except ResponseError as exc:
+            bad = _BAD_RECORD.match(str(exc))
+            if bad is None:
+                raise
+            raise BadRecord(int(bad["page"]), int(bad["position"]),
+                            f"score {bad['score']!r} is not a number") from None
+
+    def keep_change_data(self, stream: str, version: int) -> bool:
+        """Make a settled batch's change data permanent again (see KEEP_CHANGE_DATA)."""
+        keys = StreamKeys(self.prefix, stream)
+        return bool(self._keep_change_data(
+            keys=[keys.batch(version), keys.current, keys.digests(version),
+                  keys.changes(version)], args=[version]))
 
     def complete(self, lease: BatchLease, pages: int, records: int,
                  info: dict[str, str] | None = None) -> str:
@@ -93,7 +115,8 @@ class BatchWriter:
                     extra: dict[str, str] | None = None) -> str:
         """Publish the batch if it is whole and still owns the stream; return the verdict.
 
-        Verdicts: published, waiting (pages missing), not_running, superseded, stale.
+        Verdicts: published, waiting (pages missing), staging_expired (what is stored falls
+        short of the totals), not_running, superseded, stale.
         """
         return self._commit(stream, version, "auto", "", extra)
 

@@ -171,3 +171,44 @@ def test_page_asks_for_the_api_token_to_start_a_stream(browser: Any, system: Sys
     finally:
         requests.post(system.api(f"/streams/{name}/stop"), timeout=10)
         guarded.stop_all()
+
+
+ROW_NAMES = ("return [...document.querySelectorAll('tr[data-testid=stream-row]')]"
+             ".map(row => row.dataset.stream)")
+CHOOSE = ("const el = document.getElementById('state-filter'); el.value = arguments[0];"
+          "el.dispatchEvent(new Event('change', {bubbles: true}));")
+
+
+def test_overview_pages_through_many_streams(browser: Any, system: System) -> None:
+    names = [f"page-e2e-{i:02d}" for i in range(60)]
+    for name in names:
+        define(system, name, "http://127.0.0.1:1/never", interval_seconds=3600)
+    requests.post(system.api(f"/streams/{names[7]}/start"), json={"run_now": False},
+                  timeout=10).raise_for_status()
+    try:
+        browser.set_window_size(1280, 900)
+        browser.get(system.api("/"))
+        first = wait_for(lambda: (rows := script(browser, ROW_NAMES)) and len(rows) == 50
+                         and rows, timeout=20, what="a first page of 50 streams")
+        assert "page 1" in text_of(browser, "#page-label")
+
+        click(browser, '[data-action="page-next"]')
+        second = wait_for(lambda: (rows := script(browser, ROW_NAMES)) and rows != first
+                          and rows, timeout=20, what="the second page")
+        assert "page 2" in text_of(browser, "#page-label")
+        assert sorted(first + second) == first + second and len(set(first + second)) == len(
+            first + second)
+        assert set(names) <= set(first + second)
+        screenshot(browser, "overview-page-2.png", 1280)
+
+        click(browser, '[data-action="page-prev"]')
+        wait_for(lambda: script(browser, ROW_NAMES) == first, timeout=20,
+                 what="the first page again")
+        script(browser, CHOOSE, "running")
+        running = wait_for(lambda: (rows := script(browser, ROW_NAMES)) and len(rows) < 50
+                           and rows, timeout=20, what="running streams only")
+        assert names[7] in running and not set(names[8:]) & set(running)
+    finally:
+        requests.post(system.api(f"/streams/{names[7]}/stop"), timeout=10)
+        for name in names:
+            requests.delete(system.api(f"/streams/{name}"), timeout=10)

@@ -1,4 +1,5 @@
-"""100k records on a real redis-server: change-set cost at publish, flat-memory exports.
+"""100k records on a real redis-server: change-set cost at publish, flat-memory exports
+(plain and gzip-compressed as they stream).
 
 The app runs in-process (Flask test client) so tracemalloc sees every allocation the
 web side makes while it streams a whole version.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,23 +86,29 @@ def test_change_set_of_100k_records(scale_app: Flask, versions: tuple[int, int])
     assert seen == {"added": 1000, "updated": 1000, "removed": 1000}
 
 
-@pytest.mark.parametrize("kind", ["ndjson", "csv"])
+@pytest.mark.parametrize(("kind", "coding"), [("ndjson", "identity"), ("csv", "identity"),
+                                             ("ndjson", "gzip")])
 def test_export_of_100k_records_has_flat_memory(scale_app: Flask, versions: tuple[int, int],
-                                                kind: str) -> None:
+                                                kind: str, coding: str) -> None:
     client = scale_app.test_client()
     tracemalloc.start()
     began = time.perf_counter()
-    response = client.get(f"/streams/big/data?format={kind}", buffered=False)
-    total = lines = 0
-    for chunk in response.response:
+    response = client.get(f"/streams/big/data?format={kind}", buffered=False,
+                          headers={"Accept-Encoding": coding})
+    unpack = zlib.decompressobj(wbits=31) if coding == "gzip" else None
+    total = lines = sent = 0
+    for packed in response.response:
+        chunk = unpack.decompress(packed) if unpack else packed
+        sent += len(packed)
         total += len(chunk)
         lines += chunk.count(b"\n")
     response.close()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     elapsed = time.perf_counter() - began
-    print(f"\n{kind} export: {lines} lines, {total / 1e6:.1f} MB in {elapsed:.2f}s, "
-          f"peak traced memory {peak / 1e6:.2f} MB")
+    print(f"\n{kind} export ({coding}): {lines} lines, {total / 1e6:.1f} MB "
+          f"({sent / 1e6:.1f} MB sent) in {elapsed:.2f}s, peak traced memory {peak / 1e6:.2f} MB")
     assert response.headers["X-Stream-Version"] == str(versions[1])
+    assert response.headers.get("Content-Encoding", "identity") == coding
     assert lines == N + (1 if kind == "csv" else 0)
     assert peak < min(8e6, total / 2), "the export held the version in memory"

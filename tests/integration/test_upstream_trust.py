@@ -19,7 +19,7 @@ import orjson
 import pytest
 import requests
 
-from app.store.keys import StreamKeys, streams_key
+from app.store.keys import StreamKeys, names_key
 from devtools.redis_server import RedisServer
 from devtools.system import System
 from tests.support.recorder import Recorder, Seen
@@ -146,7 +146,7 @@ def plant(system: System, name: str, definition: dict[str, Any]) -> None:
     """Store a definition directly, as one written before today's PUT checks would be."""
     keys = StreamKeys("ds", name)
     system.redis.set(keys.definition, orjson.dumps(definition))
-    system.redis.sadd(streams_key("ds"), name)
+    system.redis.zadd(names_key("ds"), {name: 0})
 
 
 @pytest.mark.parametrize("variable", ["REDIS_URL", "API_TOKEN", "PATH"])

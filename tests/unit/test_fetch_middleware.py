@@ -8,6 +8,7 @@ from app.extensions import Store
 from config import names
 from config.streams import StreamDefinition
 from tasks.fetch import run_batch
+from tasks.heartbeat import Heartbeat
 from tests.support.seed import Seeder
 from tests.support.upstream import Upstream
 
@@ -25,8 +26,8 @@ def test_dedupe_last_sends_a_final_page_and_the_schema_covers_every_page(
     app.config["ALLOWED_SOURCE_HOSTS"] = ["127.0.0.1", "localhost"]
     batch = seed.batch("s")
 
-    with app.app_context():
-        result = run_batch(store, definition, batch.lease, batch.outbox)
+    with app.app_context(), Heartbeat(store.locks, batch.lease, 5) as heartbeat:
+        result = run_batch(store, definition, batch.lease, batch.outbox, heartbeat)
 
     assert result["records"] == 2
     pages = {args[3]: args[4] for name, args in seed.sent if name == names.INGEST_PAGE}

@@ -13,6 +13,7 @@ from app.exceptions import UpstreamError
 from app.extensions import Store
 from config.streams import StreamDefinition
 from tasks.fetch import run_batch
+from tasks.heartbeat import Heartbeat
 from tasks.incremental import shifted
 from tests.support.catalog import Catalog, stamp
 from tests.support.seed import Seeder
@@ -46,9 +47,9 @@ def run(app: Flask, store: Store, seed: Seeder, name: str = "shop") -> dict[str,
     definition = store.definitions.get(name)
     assert definition is not None
     batch = seed.batch(name)
-    with app.app_context():
+    with app.app_context(), Heartbeat(store.locks, batch.lease, 5) as heartbeat:
         try:
-            run_batch(store, definition, batch.lease, batch.outbox)
+            run_batch(store, definition, batch.lease, batch.outbox, heartbeat)
         except UpstreamError as exc:  # as the fetch task ends a batch that failed
             batch.outbox.fail(exc.to_dict())
     return store.reader.batch(name, batch.version)

@@ -94,19 +94,21 @@ def test_failed_batch_is_never_visible_and_its_staging_expires(
     assert s.reader.batch("s", bad.version)["pages_received"] == 1
 
 
-def test_a_batch_whose_lock_another_batch_holds_is_superseded(
+def test_a_batch_whose_lease_lapsed_is_abandoned_when_another_takes_over(
         s: Store, seed: Seeder, redis: fakeredis.FakeRedis) -> None:
     late = seed.batch("s")
     late.page([{"id": 1}])
-    redis.delete(LOCK)
+    redis.delete(LOCK)  # as a lease lapses when its worker dies
     newer = s.locks.acquire_once("s", "a-newer-fetch")  # its begin has not arrived yet
     assert isinstance(newer, BatchLease) and newer.version > late.version
+    assert newer.took_over == late.version
 
     late.complete()
 
     assert s.reader.current_version("s") is None
     abandoned = s.reader.batch("s", late.version)
-    assert abandoned["status"] == "abandoned" and abandoned["error"]["kind"] == "superseded"
+    assert abandoned["status"] == "abandoned" and abandoned["error"]["kind"] == "worker_lost"
+    assert 0 < redis.ttl(StreamKeys("ds", "s").records(late.version)) <= 600
 
 
 def test_an_older_batch_never_publishes_over_a_newer_one(

@@ -9,7 +9,11 @@
   var SECRET = /token|secret|passw|api[-_]?key|authorization|credential|cookie|private|signature|session|(?:^|[-_.])sig(?:$|[-_.])/i;
   var HIDDEN = "•••• hidden";
   var NAME = /^#\/streams\/([a-z0-9][a-z0-9_-]{0,63})$/;
-  var ui = { offset: 0, timer: null, route: null, defText: null, seq: 0, last: null, notice: null };
+  var PAGE_SIZE = 50;
+  // The overview pages like GET /streams: `pages` holds the cursor of each page seen so
+  // far (null: the first), so Previous goes back; `state` filters by running/stopped.
+  var ui = { offset: 0, timer: null, route: null, defText: null, seq: 0, last: null, notice: null,
+             pages: [null], next: null, state: "" };
 
   function $(id) { return document.getElementById(id); }
 
@@ -196,7 +200,23 @@
       '<div class="counts" id="counts"></div></div>' +
       '<table class="grid streams"><thead><tr><th>Stream</th><th>State</th><th>Interval</th>' +
       "<th>Version</th><th>Freshness</th><th>Last batch</th><th></th></tr></thead>" +
-      '<tbody id="stream-rows"></tbody></table></section>';
+      '<tbody id="stream-rows"></tbody></table><div class="pager"><label>Show <select ' +
+      'id="state-filter"><option value="">all streams</option><option value="running">running' +
+      '</option><option value="stopped">stopped</option></select></label><span class="muted" ' +
+      'id="page-label"></span><button class="ghost" data-action="page-prev">Previous</button>' +
+      '<button class="ghost" data-action="page-next">Next</button></div></section>';
+  }
+
+  function overviewPath() {
+    var cursor = ui.pages[ui.pages.length - 1];
+    return "/ui/overview?limit=" + PAGE_SIZE + (ui.state ? "&state=" + ui.state : "") +
+      (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+  }
+
+  function turnPage(action) {
+    if (action === "page-next" && ui.next) ui.pages.push(ui.next);
+    if (action === "page-prev" && ui.pages.length > 1) ui.pages.pop();
+    refresh();
   }
 
   function actionButton(line) {
@@ -236,18 +256,26 @@
   }
 
   async function updateOverview() {
-    var body = await api("/ui/overview");
+    var body = await api(overviewPath());
     ui.offset = (ms(body.now) || Date.now()) - Date.now();
-    var lines = body.streams, k = body.stale_intervals;
+    ui.next = body.next_cursor;
+    var lines = body.streams, k = body.stale_intervals, paged = ui.pages.length > 1 || !!ui.next;
     var stale = lines.filter(function (l) { return freshness(l, k).stale; }).length;
     var failing = lines.filter(function (l) {
       return l.last_batch && /failed|quarantined|abandoned/.test(l.last_batch.status);
     }).length;
     var running = lines.filter(function (l) { return l.state === "running"; }).length;
-    $("counts").innerHTML = '<span class="pill">' + lines.length + " streams</span>" +
-      '<span class="pill ok">' + running + " running</span>" +
-      '<span class="pill' + (stale ? " warn" : "") + '">' + stale + " stale</span>" +
-      '<span class="pill' + (failing ? " bad" : "") + '">' + failing + " failing</span>";
+    var where = paged || ui.state ? " here" : "";
+    $("counts").innerHTML = '<span class="pill">' + num(body.total) + " streams</span>" +
+      '<span class="pill ok">' + running + " running" + where + "</span>" +
+      '<span class="pill' + (stale ? " warn" : "") + '">' + stale + " stale" + where + "</span>" +
+      '<span class="pill' + (failing ? " bad" : "") + '">' + failing + " failing" + where + "</span>";
+    $("page-label").textContent = paged ? "page " + ui.pages.length : "";
+    var prev = document.querySelector('[data-action="page-prev"]');
+    var next = document.querySelector('[data-action="page-next"]');
+    prev.hidden = next.hidden = !paged;
+    prev.disabled = ui.pages.length < 2;
+    next.disabled = !ui.next;
     $("stream-rows").innerHTML = lines.length ? lines.map(function (l) { return streamRow(l, k); }).join("")
       : '<tr><td colspan="7" class="muted">No streams defined yet: PUT /streams/&lt;name&gt;.</td></tr>';
     return body;
@@ -292,7 +320,7 @@
 
   async function updateStream(name) {
     var results = await Promise.all([api("/streams/" + name), api("/streams/" + name + "/batches?limit=50"),
-                                     api("/ui/overview")]);
+                                     api("/ui/overview/" + name)]);
     var info = results[0], batches = results[1].batches, over = results[2];
     ui.offset = (ms(over.now) || Date.now()) - Date.now();
     var line = over.streams.find(function (l) { return l.stream === name; }) || {};
@@ -368,6 +396,7 @@
     ui.defText = null;
     ui.last = null;
     $("view").innerHTML = ui.route.name ? streamShell(ui.route.name) : overviewShell();
+    if (!ui.route.name) $("state-filter").value = ui.state;
     document.title = (ui.route.name ? ui.route.name + " · " : "") + "data-streams";
     refresh();
   }
@@ -375,6 +404,7 @@
   async function act(button) {
     var name = button.dataset.stream, action = button.dataset.action;
     if (action === "preview") return preview(name);
+    if (action === "page-next" || action === "page-prev") return turnPage(action);
     button.disabled = true;
     try {
       await api("/streams/" + name + "/" + action, "POST");
@@ -424,6 +454,12 @@
     $("view").addEventListener("click", function (event) {
       var button = event.target.closest("button[data-action]");
       if (button) act(button);
+    });
+    $("view").addEventListener("change", function (event) {
+      if (event.target.id !== "state-filter") return;
+      ui.state = event.target.value;
+      ui.pages = [null];
+      refresh();
     });
     window.addEventListener("hashchange", render);
     document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
