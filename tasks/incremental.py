@@ -125,7 +125,8 @@ class BatchPlan:
             raise UpstreamError("cursor_invalid", f"the cursor field {path!r} of record "
                                 f"{position} of page {page} is {str(value)[:60]!r}, not a "
                                 "number or an ISO-8601 time", page=page)
-        if self.cursor is None or score > (value_score(self.cursor) or float("-inf")):
+        highest = value_score(self.cursor) if self.cursor is not None else None
+        if highest is None or score > highest:
             self.cursor = value
         return score
 

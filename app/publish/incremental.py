@@ -45,8 +45,8 @@ def settle(candidate: Candidate) -> str:
         merge = store.merger.merge(stream, version, base, definition.key, definition.order_by)
     except BaseVersionGone as exc:
         return _end(candidate, "failed", "base_gone", exc.message)
-    if merge is None:
-        return "not_running"
+    if isinstance(merge, str):
+        return merge  # not_running, or staging_expired (the consumer fails the batch)
     if not merge.changed:
         return _end(candidate, "unchanged", "unchanged",
                     f"no record changed since version {base}; it stays current")

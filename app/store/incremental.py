@@ -4,7 +4,8 @@ An incremental batch stages only what changed (its records, and a tombstone memb
 ``TOMBSTONE + key`` per deleted key) in its `rec`, like any batch. Once it is whole,
 `merge` turns `rec` into the complete new version, in steps that never block Redis long:
 
-1. `MERGE_BEGIN` sets the staged changes aside (`rec` -> `ups`), once;
+1. `MERGE_BEGIN` checks every staged change is still there and sets them aside
+   (`rec` -> `ups`), once;
 2. the changes are read (O(changes)) and, through the record index (`recindex`), the
    base version's members of each changed key: this gives the exact change set (added,
    updated, removed; a record refetched unchanged is no change) before anything is copied;
@@ -76,17 +77,18 @@ class Merger:
         self._changes = connection.register_script(scripts.MERGE_CHANGES)
 
     def merge(self, stream: str, version: int, base: int, key_path: str,
-              order_by: str | None) -> Merge | None:
-        """Merge batch `version` onto `base`; None when the batch no longer runs.
+              order_by: str | None) -> Merge | str:
+        """Merge batch `version` onto `base`, or return why not: "not_running" (another
+        consumer settled it), "staging_expired" (its staged changes are not all there).
 
         With no change (`Merge.changed` false) nothing is copied.
         """
         keys = StreamKeys(self.prefix, stream)
         ttl = self.retention.staging_ttl_ms
         phase = str(self._begin(keys=[keys.batch(version), keys.records(version),
-                                      keys.upserts(version)], args=[ttl]))
-        if phase == "not_running":
-            return None
+                                      keys.upserts(version), keys.pages(version)], args=[ttl]))
+        if phase in ("not_running", "staging_expired"):
+            return phase
         changes, diff = self._read_changes(keys.upserts(version), key_path, base)
         old = self.index.lookup(stream, base, list(changes))
         if old is None:
@@ -100,7 +102,7 @@ class Merger:
         if not merge.changed:
             return merge
         if not self._copy_base(keys, version, base):
-            return None
+            return "not_running"
         self._apply(keys, version, plan)
         return merge
 

@@ -263,13 +263,18 @@ return 0
 # Every step below first checks that the batch is still running, so a consumer that lost
 # the race to settle never touches a version another one published.
 
-# KEYS: meta, rec, ups. ARGV: staging_ttl_ms.
+# KEYS: meta, rec, ups, pages. ARGV: staging_ttl_ms.
 # Sets the staged changes aside (rec -> ups) once, so `rec` can become the whole version;
-# `records_stored` restarts at 0 and counts what the merge adds. Returns the merge phase.
+# `records_stored` restarts at 0 and counts what the merge adds. Returns the merge phase,
+# or "staging_expired" when what is stored falls short of what was counted (as PUBLISH).
 MERGE_BEGIN = """
-local m = redis.call('HMGET', KEYS[1], 'status', 'merge')
+local m = redis.call('HMGET', KEYS[1], 'status', 'merge', 'records_stored', 'expected_pages')
 if m[1] ~= 'running' then return 'not_running' end
 if m[2] then return m[2] end
+if redis.call('ZCARD', KEYS[2]) ~= tonumber(m[3] or '0')
+    or redis.call('HLEN', KEYS[4]) ~= tonumber(m[4] or '0') then
+  return 'staging_expired'
+end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('RENAME', KEYS[2], KEYS[3])
   redis.call('PEXPIRE', KEYS[3], ARGV[1])

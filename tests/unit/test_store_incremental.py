@@ -152,7 +152,8 @@ def test_two_consumers_merging_at_once_build_one_exact_version(
     try:
         keys = StreamKeys(store.prefix, "s")
         store.merger._begin(keys=[keys.batch(batch.version), keys.records(batch.version),
-                                  keys.upserts(batch.version)], args=[60_000])
+                                  keys.upserts(batch.version), keys.pages(batch.version)],
+                            args=[60_000])
         store.merger._copy(keys=[keys.batch(batch.version), keys.records(v1),
                                  keys.records(batch.version), keys.lock],
                            args=[5, 60_000, batch.version, 60_000, 12])  # one copied a part
@@ -191,3 +192,17 @@ def test_a_changed_definition_abandons_the_merge(seed: Seeder, store: Store,
 
     meta = store.reader.batch("s", batch.version)
     assert meta["status"] == "abandoned" and meta["error"]["kind"] == "definition_changed"
+
+
+def test_changes_whose_staging_expired_fail_instead_of_publishing_less(
+        seed: Seeder, store: Store) -> None:
+    define(store)
+    v1 = full(seed, store, [{"id": 1}, {"id": 2}])
+    batch = changes(seed, store, v1, [{"id": 3}, ("delete", 1)], complete=False)
+    store.connection.delete(StreamKeys(store.prefix, "s").records(batch.version))
+
+    batch.complete({"base": str(v1), "incremental": state(store, "incremental")})
+
+    meta = store.reader.batch("s", batch.version)
+    assert meta["status"] == "failed" and meta["error"]["kind"] == "staging_expired"
+    assert store.reader.current_version("s") == v1
