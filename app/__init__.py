@@ -38,9 +38,10 @@ def _configure(app: Flask, test_config: Mapping[str, Any] | None) -> None:
     """Load defaults, then the environment, then the test overrides."""
     app.config.from_mapping(MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False)
     environ = dict(os.environ)
-    if test_config is not None and test_config.get("REDIS_URL"):
-        # One Redis URL: the broker and RedBeat follow a test's Redis like the store does.
-        environ["REDIS_URL"] = str(test_config["REDIS_URL"])
+    for name in ("REDIS_URL", "STORE_URL"):
+        if test_config is not None and test_config.get(name):
+            # The broker and RedBeat follow a test's Redis like the store does.
+            environ[name] = str(test_config[name])
     app.config.from_mapping(load_settings(environ))
     if test_config is not None:
         app.config.from_mapping(test_config)

@@ -2,7 +2,8 @@
 
     python -m bench            N = 10k, 100k, 1M (about 10 minutes)
     python -m bench --quick    N = 10k, 100k only
-    python -m bench --only ingest,publish,incremental,reads,memory,scaling,compression,listing
+    python -m bench --only ingest,publish,incremental,reads,memory,scaling,compression,\
+                           listing,cluster
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import sys
 import time
 from typing import Any
 
-from bench import http, incremental, ingest, memory, publish, reads, report
+from bench import cluster, http, incremental, ingest, memory, publish, reads, report
 from bench.env import World, machine
 
 FULL = (10_000, 100_000, 1_000_000)
 QUICK = (10_000, 100_000)
 PARTS = ("ingest", "publish", "incremental", "reads", "memory", "scaling", "compression",
-         "listing")
+         "listing", "cluster")
 
 
 def run(parts: tuple[str, ...], sizes: tuple[int, ...], quick: bool) -> dict[str, Any]:
@@ -54,6 +55,9 @@ def run(parts: tuple[str, ...], sizes: tuple[int, ...], quick: bool) -> dict[str
             results["scaling"] = _step("scaling", ingest.scaling, world, 4, per_stream, 20)
             results["scaling_setup"] = {"streams": 4, "per_stream": per_stream,
                                         "delay_ms": 20}
+        if "cluster" in parts:
+            results["cluster"] = _step("cluster", cluster.compare, world, cluster.STREAMS,
+                                       cluster.RECORDS, 1 if quick else 2)
         if "compression" in parts:
             results["compression"] = _step("compression", http.compression, world, reference)
             results["compression_records"] = int(reference.split("-")[1])

@@ -123,6 +123,35 @@ def _listing(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _cluster(r: dict[str, Any]) -> list[str]:
+    lines = [f"### 8. The store on one Redis and on a 3-master cluster (a replica each): "
+             f"{r['streams']} streams x {_n(r['records_per_stream'])} records at once", "",
+             _row("round", "store", "rec/s", "cluster/one", "streams per master",
+                  "commands per master", "CPU s per master", "rec/s per core of the busiest"),
+             _row(*["---"] * 8)]
+    for index, (one, three) in enumerate(zip(r["one"], r["cluster"], strict=True)):
+        for label, run in (("one Redis", one), ("cluster", three)):
+            ports = sorted(run["command_share"], key=lambda p: -run["command_share"][p])
+            lines.append(_row(
+                index + 1, label, f"{run['rps']:,.0f}",
+                f"{three['rps'] / one['rps']:.2f}x" if run is three else "",
+                " / ".join(str(run["streams_per_master"][p]) for p in ports),
+                " / ".join(f"{run['command_share'][p]:.0%}" for p in ports),
+                " / ".join(f"{run['master_cpu_s'][p]:.1f}" for p in ports),
+                f"{run['records'] / max(run['master_cpu_s'].values()):,.0f}"))
+    one, three = r["one"][-1], r["cluster"][-1]
+    lines += ["", _row("CPU seconds in the last round", "one Redis", "cluster"),
+              _row(*["---"] * 3)]
+    for name in sorted(set(one["process_cpu_s"]) | set(three["process_cpu_s"])):
+        lines.append(_row(name, *(f"{run['process_cpu_s'].get(name, 0.0):.1f}"
+                                  for run in (one, three))))
+    lines.append(_row("redis: store masters", *(f"{sum(run['master_cpu_s'].values()):.1f}"
+                                                for run in (one, three))))
+    lines.append(_row("redis: broker and replicas", "(in the one)",
+                      f"{three['other_redis_cpu_s']:.1f}"))
+    return lines
+
+
 def tables(results: dict[str, Any]) -> str:
     """Return every measured part as markdown tables."""
     blocks: list[list[str]] = []
@@ -142,6 +171,8 @@ def tables(results: dict[str, Any]) -> str:
         blocks.append(_compression(results["compression"], results["compression_records"]))
     if "listing" in results:
         blocks.append(_listing(results["listing"]))
+    if "cluster" in results:
+        blocks.append(_cluster(results["cluster"]))
     return "\n\n".join("\n".join(block) for block in blocks)
 
 

@@ -1,7 +1,22 @@
 """Defaults for every setting, each with its unit. The environment overrides them."""
 
-# Redis, used as Celery broker, RedBeat store and batch store.
+# Redis of the Celery broker and RedBeat (one Redis or Sentinel; config/redis_url.py). The
+# batch store's, STORE_URL, defaults to the same.
 REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# On a store with replicas (cluster, Sentinel): how long a new batch version and a publish
+# wait for one replica to hold them before going on anyway (with a warning), in ms.
+REPLICA_WAIT_MS = 500
+
+# An ingest step that finds the store unreachable (a failover, a restart) is retried 1, 2,
+# 4, ... seconds later, at most STORE_RETRY_BACKOFF_MAX seconds apart, STORE_RETRIES times
+# (about four minutes in all), so no page of a batch in flight is dropped.
+STORE_RETRIES = 12
+STORE_RETRY_BACKOFF_MAX = 30
+# Sending a Celery message to a broker that is failing over is retried 0, 0.5, 1, ... at
+# most 3 seconds apart, 10 times (about 20 seconds in all) before the sender gives up.
+PUBLISH_RETRY_POLICY = {"max_retries": 10, "interval_start": 0, "interval_step": 0.5,
+                        "interval_max": 3}
 
 # Key prefix of every data-streams key (the store's layout is in app/store/keys.py).
 KEY_PREFIX = "ds"

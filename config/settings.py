@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from config import defaults, names
+from config import defaults, names, redis_url
 
 
 class SettingsError(ValueError):
@@ -102,16 +102,22 @@ def timing(env: Mapping[str, str]) -> Timing:
     return found
 
 
-def celery_settings(redis_url: str, limits: Timing) -> dict[str, Any]:
-    """Return Celery's settings: queues, acks, time limits, RedBeat."""
+def celery_settings(broker: redis_url.RedisUrl, limits: Timing) -> dict[str, Any]:
+    """Return Celery's settings: broker (one Redis or Sentinel), queues, acks, time limits,
+    RedBeat."""
+    connection = redis_url.celery_redis_settings(broker, {
+        "socket_connect_timeout": 5, "socket_timeout": 30, "retry_on_timeout": True,
+        "health_check_interval": 30})
     return {
-        "broker_url": redis_url,
+        **connection,
         "broker_connection_retry_on_startup": True,
         # A killed consumer's unacknowledged messages come back once they are older than
         # the visibility timeout; sweep for them every `restore_interval`, not every 100 s.
         "broker_transport_options": {"visibility_timeout": limits.visibility,
                                      "unacked_restore_interval": limits.restore_interval,
-                                     "unacked_restore_throttle": 1},
+                                     "unacked_restore_throttle": 1,
+                                     **connection["broker_transport_options"]},
+        "task_publish_retry_policy": dict(defaults.PUBLISH_RETRY_POLICY),
         "task_ignore_result": True,
         "include": names.TASK_MODULES,
         "task_routes": names.TASK_ROUTES,
@@ -124,10 +130,7 @@ def celery_settings(redis_url: str, limits: Timing) -> dict[str, Any]:
         # RedBeat's scheduler, riding out Redis restarts (app/beat.py).
         "beat_scheduler": "app.beat:Scheduler",
         "beat_max_loop_interval": limits.beat_loop,
-        "redbeat_redis_url": redis_url,
         "redbeat_key_prefix": "{redbeat}:",
-        "redbeat_redis_options": {"socket_connect_timeout": 5, "socket_timeout": 30,
-                                  "retry_on_timeout": True, "health_check_interval": 30},
         "redbeat_lock_timeout": limits.beat_lock,
     }
 
@@ -147,10 +150,14 @@ def security_settings(env: Mapping[str, str]) -> dict[str, Any]:
 def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return the Flask config mapping built from `environ` (default: os.environ)."""
     env = os.environ if environ is None else environ
-    redis_url = env.get("REDIS_URL") or defaults.REDIS_URL
+    broker_url = env.get("REDIS_URL") or defaults.REDIS_URL
+    store_url = env.get("STORE_URL") or broker_url
+    broker = redis_url.broker_url(broker_url)  # ValueError: the message says what is wrong
+    redis_url.parse(store_url, "STORE_URL")
     limits = timing(env)
     return {
-        "REDIS_URL": redis_url,
+        "REDIS_URL": broker_url,
+        "STORE_URL": store_url,
         "KEY_PREFIX": env.get("KEY_PREFIX") or defaults.KEY_PREFIX,
         "STREAMS_FILE": env.get("STREAMS_FILE", ""),
         "DEFAULT_INTERVAL_SECONDS": _int(env, "DEFAULT_INTERVAL_SECONDS",
@@ -160,6 +167,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LEASE_TTL_SECONDS": limits.lease_ttl,
         "LEASE_RENEW_SECONDS": limits.lease_renew,
         "STAGING_SECONDS": limits.staging,
+        "REPLICA_WAIT_MS": _int(env, "REPLICA_WAIT_MS", defaults.REPLICA_WAIT_MS),
         "KEEP_VERSIONS": _int(env, "KEEP_VERSIONS", defaults.KEEP_VERSIONS),
         "GRACE_SECONDS": limits.grace,
         "HISTORY_LENGTH": _int(env, "HISTORY_LENGTH", defaults.HISTORY_LENGTH),
@@ -185,5 +193,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOG_LEVEL": env.get("LOG_LEVEL") or defaults.LOG_LEVEL,
         "SECRET_ENV_VARS": _list(env, "SECRET_ENV_VARS"),
         **security_settings(env),
-        "CELERY": celery_settings(redis_url, limits),
+        "CELERY": celery_settings(broker, limits),
     }

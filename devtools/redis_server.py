@@ -43,11 +43,16 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server on 127.0.0.1 with AOF on and `noeviction`, its files in `data_dir`."""
+    """One redis-server on 127.0.0.1 with AOF on and `noeviction`, its files in `data_dir`.
 
-    def __init__(self, data_dir: str | Path, port: int | None = None) -> None:
+    `args` are more redis-server options (a cluster node's, a replica's).
+    """
+
+    def __init__(self, data_dir: str | Path, port: int | None = None,
+                 args: tuple[str, ...] = ()) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        self.args = args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,7 +66,7 @@ class RedisServer:
                 "--dir", str(self.data_dir.resolve()), "--appendonly", "yes",
                 "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
                 "--save", "", "--daemonize", "no",
-                "--logfile", str((self.data_dir / "redis.log").resolve())]
+                "--logfile", str((self.data_dir / "redis.log").resolve()), *self.args]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         self.wait_ready(timeout)

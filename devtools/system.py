@@ -1,8 +1,11 @@
-"""The whole system as real processes (web, ingest, worker, beat) against one Redis.
+"""The whole system as real processes (web, ingest, worker, beat) against its Redis.
 
 Used by the integration and fault tests and by the benchmarks: each process is started
 from its Procfile line, and `wait_ready` polls each one's own sign of life with a deadline
 (web answers HTTP, Celery workers answer a control ping, beat holds its RedBeat lock).
+`redis_url` is the broker's (REDIS_URL); a ``STORE_URL`` in `env` puts the batch store
+elsewhere (a Redis Cluster). `redis` is a client of the broker's Redis, `store` of the
+store's.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from pathlib import Path
 import redis
 import requests
 from celery import Celery
+from kombu.exceptions import OperationalError
 
+from app.store.connection import connect
+from config.redis_url import broker_url, celery_redis_settings, parse
 from devtools.procs import Proc
 from devtools.redis_server import free_port
 
@@ -42,8 +48,13 @@ class System:
                     "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir(log_dir / f"metrics-{self.port}")),
                     **env}
         self.procs: dict[str, Proc] = {}
-        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
-        self.celery = Celery(broker=redis_url)
+        self.redis = connect(broker_url(redis_url))
+        store_url = self.env.get("STORE_URL") or redis_url
+        self.store = (self.redis if store_url == redis_url
+                      else connect(parse(store_url, "STORE_URL")))
+        broker = celery_redis_settings(broker_url(redis_url), {})
+        self.celery = Celery(broker=broker["broker_url"])
+        self.celery.conf.broker_transport_options = broker["broker_transport_options"]
         self.http = requests.Session()
 
     def api(self, path: str) -> str:
@@ -93,7 +104,10 @@ class System:
             return bool(self.redis.exists(BEAT_LOCK_KEY))
         if name.startswith(("worker", "ingest")):
             node = f"{name if '-' in name else self._node(name)}@{socket.gethostname()}"
-            return bool(self.celery.control.ping(destination=[node], timeout=0.5))
+            try:
+                return bool(self.celery.control.ping(destination=[node], timeout=0.5))
+            except (OSError, redis.RedisError, OperationalError):  # the broker failing over
+                return False
         return True
 
     @staticmethod

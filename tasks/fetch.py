@@ -79,8 +79,7 @@ def fetch_stream(self: Task, stream: str) -> dict[str, Any]:
         except Exception as exc:
             # A bug or a lost connection: end the batch now (not when its lease lapses), then
             # let Celery log the traceback. The message names the type only: no data leaks.
-            with contextlib.suppress(Exception):
-                _failed(outbox, lease, UpstreamError("internal", type(exc).__name__))
+            _fail_anyhow(store, outbox, lease, UpstreamError("internal", type(exc).__name__))
             raise
 
 
@@ -132,6 +131,18 @@ def _send(outbox: Outbox, steps: BatchSource, schema: SchemaBuilder, number: int
     entries = steps.entries(kept, dead, number)
     outbox.page(number, entries)
     return len(entries)
+
+
+def _fail_anyhow(store: Store, outbox: Outbox, lease: BatchLease, exc: UpstreamError) -> None:
+    """Fail the batch through the ingest queue; with the broker unreachable, in the store."""
+    try:
+        _failed(outbox, lease, exc)
+    except Exception:
+        # The broker is failing over: the ingest consumer cannot hear of it, and the lock
+        # would keep the stream's next batches out until it expires.
+        with contextlib.suppress(Exception):
+            store.writer.finish(lease.stream, lease.version, "failed", exc.to_dict())
+            store.locks.release(lease)
 
 
 def _failed(outbox: Outbox, lease: BatchLease, exc: UpstreamError) -> BatchFailed:

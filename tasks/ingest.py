@@ -27,16 +27,21 @@ from app.exceptions import BadRecord
 from app.extensions import get_store
 from app.ops import metrics
 from app.records import parse_time
+from app.store.connection import UNAVAILABLE
 from app.store.deliveries import MAX_DELIVERIES
 from app.store.locks import BatchLease
 from app.store.writer import STAGING_EXPIRED, WHOLE
-from config import names
+from config import defaults, names
 from tasks import protocol
 from tasks.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 
-_RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+_RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True,
+             # Every step is idempotent: one that met a store failing over runs again.
+             "autoretry_for": UNAVAILABLE, "retry_backoff": True, "retry_jitter": False,
+             "retry_backoff_max": defaults.STORE_RETRY_BACKOFF_MAX,
+             "max_retries": defaults.STORE_RETRIES}
 
 
 def _publish(lease: BatchLease) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import redis
 from flask import Flask, Response, jsonify
+from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -29,6 +29,7 @@ from app.exceptions import (
     ValidationFailed,
     VersionExpired,
 )
+from app.store.connection import UNAVAILABLE, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +99,21 @@ def init_app(app: Flask) -> None:
                    if name.lower() != "content-type"}
         return jsonify(body), status, headers
 
-    @app.errorhandler(redis.ConnectionError)
-    @app.errorhandler(redis.TimeoutError)
-    def _store_down(error: redis.RedisError) -> tuple[Response, int, dict[str, str]]:
-        # The client can retry; the log keeps the cause (redis-py names host and port only).
+    def _store_down(error: Exception) -> tuple[Response, int, dict[str, str]]:
+        # Unreachable, or failing over: the client can retry; the log keeps the cause
+        # (redis-py names host and port only).
         log.warning("redis unavailable: %s", type(error).__name__)
         unavailable = StoreUnavailable("the data store is unreachable; retry shortly")
         body, status = error_response(unavailable)
         return body, status, {"Retry-After": str(unavailable.retry_after_seconds)}
 
+    for kind in (*UNAVAILABLE, OperationalError):  # OperationalError: the broker's
+        app.register_error_handler(kind, _store_down)
+
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> tuple[Response, int]:
+    def _unexpected(error: Exception) -> Any:
+        if is_unavailable(error):  # "Redis Cluster cannot be connected"
+            return _store_down(error)
         log.exception("unhandled error", exc_info=error)
         body = {"error": {"code": "internal_error", "message": "internal error",
                           "details": {}}}

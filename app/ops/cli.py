@@ -6,7 +6,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from app.extensions import get_redis, get_store
+from app.extensions import get_store
 from app.ops import redis_checks
 from config.middleware import LOCAL_REFS_CONTEXT
 from config.source_auth import SECRET_PREFIX_CONTEXT
@@ -18,7 +18,9 @@ from config.streams import load_streams_file
 @with_appcontext
 def load_streams(path: str | None) -> None:
     """Create or replace the streams defined in PATH (default: $STREAMS_FILE)."""
-    redis_checks.warn_if_evicting(get_redis(), "web")  # the Procfile's web runs this first
+    errors = redis_checks.check_all(current_app, "web")  # the Procfile's web runs this first
+    if errors:
+        raise click.ClickException("; ".join(errors))
     moved = get_store().definitions.adopt_legacy_names()
     if moved:
         click.echo(f"moved {moved} stream names into the paged index")

@@ -1,9 +1,14 @@
 """Blueprint of the probes: `/healthz` (this process is up) and `/readyz` (the system is).
 
-`/readyz` answers 200 only when Redis answers a PING, at least one Celery worker consumes
-the ``fetch`` queue and one the ``ingest`` queue (each answers a broadcast within
-``READY_TIMEOUT_SECONDS``), and beat's RedBeat lock is held (the key exists with a TTL, so
-beat renewed it within ``BEAT_LOCK_TIMEOUT``). Otherwise 503, naming what failed.
+`/readyz` answers 200 only when every master behind the broker's Redis (``redis``) and
+the store's (``store``, when ``STORE_URL`` names other servers) answers a PING: the one
+Redis, the master its sentinels name, or every master of the cluster; replicas are
+listed with their state, and a silent one fails nothing (its master still serves, but
+has no failover). Then at least one Celery worker must consume the ``fetch`` queue and
+one the ``ingest`` queue (each answers a broadcast within ``READY_TIMEOUT_SECONDS``),
+and beat's RedBeat lock must be held (the key exists with a TTL, so beat renewed it
+within ``BEAT_LOCK_TIMEOUT``). Otherwise 503, naming what failed. `/healthz` asks nothing
+of Redis: restarting a web process heals no Redis server.
 
 The probe is open to anyone, so it must be cheap: `ReadyProbe` runs the checks in a thread
 of its own at most once per ``READY_CACHE_SECONDS`` per web process and every caller reads
@@ -21,8 +26,10 @@ from typing import Any
 import redis
 from celery import Celery
 from flask import Blueprint, Flask, Response, current_app, jsonify
+from redis.exceptions import RedisClusterException
 
 from app.records import iso_at
+from app.store.connection import refresh, servers
 from config.names import QUEUES
 
 bp = Blueprint("health", __name__)
@@ -33,11 +40,30 @@ WAIT_MARGIN = 1.0
 
 
 def redis_check(connection: redis.Redis) -> dict[str, Any]:
-    """Tell whether Redis answers a PING."""
+    """Tell whether every master behind `connection` answers a PING; list every server."""
     try:
-        return {"ok": bool(connection.ping())}
-    except redis.RedisError as exc:
+        found = _ping_all(connection)
+        if not _masters_up(found):  # the layout may have changed (a failover): ask again
+            refresh(connection)
+            found = _ping_all(connection)
+    except (redis.RedisError, RedisClusterException) as exc:  # no server answered at all
         return {"ok": False, "error": type(exc).__name__}
+    return {"ok": _masters_up(found), "servers": found}
+
+
+def _ping_all(connection: redis.Redis) -> dict[str, dict[str, Any]]:
+    found = {}
+    for server in servers(connection):
+        try:
+            up = bool(server.client.ping())
+        except redis.RedisError:
+            up = False
+        found[server.name] = {"role": server.role, "ok": up}
+    return found
+
+
+def _masters_up(found: dict[str, dict[str, Any]]) -> bool:
+    return bool(found) and all(s["ok"] for s in found.values() if s["role"] != "replica")
 
 
 def consumers(celery_app: Celery, timeout: float) -> dict[str, list[str]]:
@@ -78,11 +104,13 @@ def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
-def run_checks(connection: redis.Redis, celery_app: Celery, timeout: float
-               ) -> dict[str, Any]:
-    """Return the checks of Redis, then (when it answers) of the workers and beat."""
+def run_checks(connection: redis.Redis, store: redis.Redis, celery_app: Celery,
+               timeout: float) -> dict[str, Any]:
+    """Return the checks of the broker's and the store's Redis, then of workers and beat."""
     checks = {"redis": redis_check(connection)}
-    if checks["redis"]["ok"]:
+    if store is not connection:
+        checks["store"] = redis_check(store)
+    if all(check["ok"] for check in checks.values()):
         checks["workers"] = workers_check(celery_app, timeout)
         checks["beat"] = beat_check(connection)
     ready = all(check["ok"] for check in checks.values())
@@ -93,9 +121,10 @@ def run_checks(connection: redis.Redis, celery_app: Celery, timeout: float
 class ReadyProbe:
     """The readiness of the system as last checked, refreshed at most once per `ttl`."""
 
-    def __init__(self, connection: redis.Redis, celery_app: Celery, *, timeout: float,
-                 ttl: float) -> None:
+    def __init__(self, connection: redis.Redis, store: redis.Redis, celery_app: Celery, *,
+                 timeout: float, ttl: float) -> None:
         self.connection = connection
+        self.store = store
         self.celery_app = celery_app
         self.timeout = timeout
         self.ttl = ttl
@@ -125,7 +154,7 @@ class ReadyProbe:
             return self.body
 
     def _check(self) -> None:
-        body = run_checks(self.connection, self.celery_app, self.timeout)
+        body = run_checks(self.connection, self.store, self.celery_app, self.timeout)
         with self.lock:
             self.body, self.checked = body, time.monotonic()
 
@@ -140,7 +169,7 @@ def readyz() -> tuple[Response, int]:
 def init_app(app: Flask) -> None:
     """Serve the probes with one `ReadyProbe` per web process."""
     app.extensions["readyz"] = ReadyProbe(
-        app.extensions["redis"], app.extensions["celery"],
+        app.extensions["redis"], app.extensions["store"].connection, app.extensions["celery"],
         timeout=float(app.config.get("READY_TIMEOUT_SECONDS", 1.0)),
         ttl=float(app.config.get("READY_CACHE_SECONDS", 5.0)))
     app.register_blueprint(bp)

@@ -22,7 +22,7 @@ at scrape time by `RedisCollector`, so they are right whichever process answers.
     ds_queue_depth{queue}                      messages waiting in the fetch and ingest queues
     ds_queue_workers{queue}                    workers consuming a queue (answered a broadcast)
     ds_beat_up                                 1 while beat holds its RedBeat lock
-    ds_redis_up                                1 when Redis answered the scrape
+    ds_redis_up                                1 when the store and the broker answered
 
 The workers are counted by the broadcast `/readyz` sends, so a scrape takes about
 ``READY_TIMEOUT_SECONDS``.
@@ -48,6 +48,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisClusterException
 
 from app.extensions import Store, get_redis, get_store
 from app.ops import health
@@ -102,17 +103,18 @@ def observe_rate_limit_wait(stream: str, seconds: float) -> None:
 
 
 class RedisCollector(Collector):
-    """Freshness, current version, interval and queue depths, read from Redis at scrape time."""
+    """Freshness, version and interval (store), queue depths (broker), read at scrape time."""
 
-    def __init__(self, store: Store, schedules: Schedules) -> None:
+    def __init__(self, store: Store, schedules: Schedules, broker: redis.Redis) -> None:
         self.store = store
         self.schedules = schedules
+        self.broker = broker
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("ds_redis_up", "1 when Redis answered this scrape.")
+        up = GaugeMetricFamily("ds_redis_up", "1 when the store and the broker answered.")
         try:
             metrics = list(self._from_redis())
-        except redis.RedisError:
+        except (redis.RedisError, RedisClusterException):  # down, or failing over
             metrics = []
         up.add_metric([], 1 if metrics else 0)
         yield up
@@ -141,7 +143,7 @@ class RedisCollector(Collector):
                 fresh.add_metric([name], (now - published).total_seconds())
         depth = GaugeMetricFamily("ds_queue_depth", "Messages waiting in a Celery queue.",
                                   labels=["queue"])
-        with self.store.connection.pipeline(transaction=False) as pipe:
+        with self.broker.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
                 for suffix in PRIORITY_SUFFIXES:
                     pipe.llen(queue + suffix)
@@ -190,7 +192,7 @@ def registry(store: Store, celery_app: Celery, timeout: float) -> CollectorRegis
         MultiProcessCollector(scrape)
     else:
         scrape.register(_ThisProcess())
-    scrape.register(RedisCollector(store, Schedules(celery_app)))
+    scrape.register(RedisCollector(store, Schedules(celery_app), get_redis()))
     scrape.register(ProcessCollector(celery_app, get_redis(), timeout))
     return scrape
 

@@ -1,10 +1,14 @@
-"""Start-up checks of the Redis server that data-streams relies on.
+"""Start-up checks of every Redis server that data-streams relies on.
 
 Redis keeps the schedules (RedBeat entries), the stream definitions and every batch. A
 server whose ``maxmemory-policy`` may evict keys drops them silently under memory pressure,
-so each service warns at start-up: web (from ``load-streams``, which the Procfile runs
-first), the Celery workers (``worker_ready``) and beat (``beat_init``). Nothing connects at
-import time, and a server that refuses CONFIG GET (managed Redis) is only noted.
+so each service checks every server of both roles (the broker's Redis and the store's:
+each master and replica of a cluster or a Sentinel group) at start-up: web (from
+``load-streams``, which the Procfile runs first), the Celery workers (``worker_ready``) and
+beat (``beat_init``). A server in cluster mode behind a URL that is not ``redis+cluster://``
+is an error: the broker cannot run on a cluster, and a plain client of one node would
+meet MOVED replies. Nothing connects at import time, and a server that refuses CONFIG
+GET (managed Redis) is only noted.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from typing import Any
 import redis
 from celery.signals import beat_init, worker_ready
 from flask import Flask
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
+
+from app.store.connection import servers
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +57,49 @@ def warn_if_evicting(connection: redis.Redis, service: str) -> str | None:
     return policy
 
 
+def check_role(connection: redis.Redis, role: str, service: str) -> list[str]:
+    """Check every server behind `connection` (`role`: broker or store); return errors."""
+    try:
+        found = servers(connection)
+    except (redis.RedisError, RedisClusterException) as exc:
+        log.warning("%s: cannot reach the %s's Redis to check it: %s", service, role, exc)
+        return []
+    errors = []
+    for server in found:
+        warn_if_evicting(server.client, f"{service} ({role} {server.role} {server.name})")
+        if _cluster_enabled(server.client) and not isinstance(connection, RedisCluster):
+            errors.append(f"the {role}'s Redis {server.name} runs in cluster mode: "
+                          + ("the broker cannot use a cluster (REDIS_URL)" if role == "broker"
+                             else "write STORE_URL as redis+cluster://host:port,..."))
+    for error in errors:
+        log.error("%s: %s", service, error)
+    return errors
+
+
+def _cluster_enabled(connection: redis.Redis) -> bool:
+    try:
+        return bool(connection.info("cluster").get("cluster_enabled"))
+    except redis.RedisError:
+        return False
+
+
+def check_all(app: Flask, service: str) -> list[str]:
+    """Check the broker's and the store's servers (once when they are the same client)."""
+    broker, store = app.extensions["redis"], app.extensions["store"].connection
+    errors = check_role(broker, "broker", service)
+    if store is not broker:
+        errors += check_role(store, "store", service)
+    return errors
+
+
 def init_app(app: Flask) -> None:
-    """Check the policy when a Celery worker is ready and when beat starts."""
+    """Check the servers when a Celery worker is ready and when beat starts."""
 
     def on_worker_ready(sender: Any = None, **_: Any) -> None:
-        warn_if_evicting(app.extensions["redis"], f"worker {getattr(sender, 'hostname', '')}")
+        check_all(app, f"worker {getattr(sender, 'hostname', '')}")
 
     def on_beat_init(sender: Any = None, **_: Any) -> None:
-        warn_if_evicting(app.extensions["redis"], "beat")
+        check_all(app, "beat")
 
     worker_ready.connect(on_worker_ready, weak=False)
     beat_init.connect(on_beat_init, weak=False)

@@ -25,7 +25,9 @@ from app.store.oauth_tokens import TokenCache
 from app.store.ratelimit import RateLimits
 from app.store.reader import Reader
 from app.store.recindex import RecordIndex
+from app.store.replication import Replicas, has_replicas
 from app.store.writer import BatchWriter, Retention
+from config import defaults
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,13 @@ def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
                           staging_ttl_ms=config["STAGING_SECONDS"] * 1000,
                           lock_ttl_ms=lease_ms)
     index = RecordIndex(connection, prefix)
+    replicas = Replicas(connection if has_replicas(connection) else None,
+                        config.get("REPLICA_WAIT_MS", defaults.REPLICA_WAIT_MS))
     return Store(connection=connection, prefix=prefix,
                  definitions=Definitions(connection, prefix),
-                 locks=StreamLocks(connection, prefix, lease_ms, config["GRACE_SECONDS"]),
-                 writer=BatchWriter(connection, prefix, retention),
+                 locks=StreamLocks(connection, prefix, lease_ms, config["GRACE_SECONDS"],
+                                   replicas),
+                 writer=BatchWriter(connection, prefix, retention, replicas),
                  reader=Reader(connection, prefix),
                  change_sets=ChangeSets(connection, prefix, retention.staging_ttl_ms),
                  change_feed=ChangeFeed(connection, prefix),

@@ -4,7 +4,9 @@ One string per stream and the sorted set of names, every score 0 (layout in `key
 a page of names after a given one is one ZRANGEBYLEX, O(log N + page), however many
 streams there are. Definitions are validated by `config.streams.StreamDefinition` before
 they are written; what is stored is the validated model, so a reader never sees an
-invalid one.
+invalid one. The index is one key and each definition lives in its stream's slot, so on a
+Redis Cluster they are two writes, ordered so the index never names a stream without a
+definition (a retried PUT or DELETE repairs an interrupted one).
 """
 
 from __future__ import annotations
@@ -27,12 +29,9 @@ class Definitions:
 
     def put(self, name: str, definition: StreamDefinition) -> bool:
         """Create or replace a definition; return True if the stream is new."""
-        body = definition.model_dump_json()
-        with self.connection.pipeline() as pipe:
-            pipe.set(StreamKeys(self.prefix, name).definition, body)
-            pipe.zadd(names_key(self.prefix), {name: 0})
-            _, added = pipe.execute()
-        return bool(added)
+        self.connection.set(StreamKeys(self.prefix, name).definition,
+                            definition.model_dump_json())
+        return bool(self.connection.zadd(names_key(self.prefix), {name: 0}))
 
     def get(self, name: str) -> StreamDefinition | None:
         """Return the definition of `name`, or None when it is not defined."""
@@ -67,11 +66,8 @@ class Definitions:
 
     def delete(self, name: str) -> bool:
         """Forget a definition (its batches stay until they expire); return True if it was."""
-        with self.connection.pipeline() as pipe:
-            pipe.delete(StreamKeys(self.prefix, name).definition)
-            pipe.zrem(names_key(self.prefix), name)
-            removed, _ = pipe.execute()
-        return bool(removed)
+        self.connection.zrem(names_key(self.prefix), name)
+        return bool(self.connection.delete(StreamKeys(self.prefix, name).definition))
 
     def adopt_legacy_names(self) -> int:
         """Move the names of the older plain set into the sorted set; return how many."""

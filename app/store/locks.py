@@ -23,6 +23,7 @@ from redis import Redis
 from app.records import now_iso
 from app.store import scripts
 from app.store.keys import StreamKeys
+from app.store.replication import NO_REPLICAS, Replicas
 from config import defaults
 
 # How long a fetch message's receipt is kept, in ms: longer than any redelivery delay
@@ -65,11 +66,13 @@ class StreamLocks:
     """Takes, renews and releases the batch lease of a stream."""
 
     def __init__(self, connection: Redis, prefix: str, timeout_ms: int,
-                 grace_seconds: int = defaults.GRACE_SECONDS) -> None:
+                 grace_seconds: int = defaults.GRACE_SECONDS,
+                 replicas: Replicas = NO_REPLICAS) -> None:
         self.connection = connection
         self.prefix = prefix
         self.timeout_ms = timeout_ms
         self.grace_seconds = grace_seconds
+        self.replicas = replicas
         self._acquire = connection.register_script(scripts.ACQUIRE_LEASE)
         self._renew = connection.register_script(scripts.RENEW_LEASE)
         self._release = connection.register_script(scripts.RELEASE_LEASE)
@@ -93,6 +96,7 @@ class StreamLocks:
             if answer is None:
                 return "batch_in_flight"
             if isinstance(answer, list):
+                self.replicas.wait(keys.seq)  # a failover must never hand it out again
                 return BatchLease(stream, int(answer[0]), token, took_over=int(answer[1]))
             if int(answer) == -1:
                 return "duplicate"

@@ -21,6 +21,7 @@ from app.records import now_iso
 from app.store import scripts
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
+from app.store.replication import NO_REPLICAS, Replicas
 
 # The verdict of `store_packed` for the page that made its batch whole.
 WHOLE = 2
@@ -49,10 +50,12 @@ class Retention:
 class BatchWriter:
     """Writes the batches of every stream; used by the ingest consumer only."""
 
-    def __init__(self, connection: Redis, prefix: str, retention: Retention) -> None:
+    def __init__(self, connection: Redis, prefix: str, retention: Retention,
+                 replicas: Replicas = NO_REPLICAS) -> None:
         self.connection = connection
         self.prefix = prefix
         self.retention = retention
+        self.replicas = replicas
         self._begin = connection.register_script(scripts.BEGIN)
         self._store_page = connection.register_script(scripts.STORE_PAGE)
         self._complete = connection.register_script(scripts.COMPLETE)
@@ -150,6 +153,8 @@ class BatchWriter:
             keys=[keys.batch(version), keys.records(version), keys.pages(version),
                   keys.current, keys.lock, keys.digests(version), keys.changes(version)],
             args=args))
+        if verdict in ("published", "quarantined"):
+            self.replicas.wait(keys.current)  # acknowledged only once a replica has it
         if verdict == "published":
             self._retire_old_versions(keys, version)
         return verdict

@@ -1,6 +1,8 @@
 """Fixtures of the integration tests: a real redis-server, the real processes of the
 Procfile (web, ingest, worker, beat), all on 127.0.0.1; the fake upstream (`upstream`,
-in tests/conftest.py) is a real HTTP server too.
+in tests/conftest.py) is a real HTTP server too. `cluster_system` is a second set of
+processes whose store is a Redis Cluster of three masters with a replica each (its
+broker a redis-server of its own), started only when a test asks for it.
 
 The processes start once per session; each test uses its own stream names and the
 data-streams keys are deleted after each test (Celery's own keys stay, as in production).
@@ -11,12 +13,14 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from devtools.redis_cluster import Cluster
 from devtools.redis_server import RedisServer
 from devtools.system import System
 
@@ -41,12 +45,32 @@ def system(redis_server: RedisServer) -> Iterator[System]:
     running.stop_all()
 
 
+@pytest.fixture(scope="session")
+def cluster_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    folder = tmp_path_factory.mktemp("cluster")
+    with ExitStack() as stack:  # each stop runs, in reverse, whatever the others do
+        cluster = Cluster(folder / "cluster").start()
+        stack.callback(cluster.stop)
+        broker = RedisServer(folder / "broker").start()
+        stack.callback(broker.stop)
+        running = System(broker.url, ROOT / "test-output" / "integration-cluster",
+                         STORE_URL=cluster.url)
+        stack.callback(running.stop_all)
+        running.start_all()
+        yield running
+
+
 @pytest.fixture
 def api(system: System) -> Iterator[Api]:
+    yield from serve(system)
+
+
+def serve(system: System) -> Iterator[Api]:
+    """Yield a client of `system`; then delete the test's keys and schedule entries."""
     client = Api(system)
     yield client
-    for key in system.redis.scan_iter("ds:*", count=1000):
-        system.redis.delete(key)
+    for key in system.store.scan_iter("ds:*", count=1000):
+        system.store.delete(key)
     for key in system.redis.scan_iter("{redbeat}:stream:*"):
         system.redis.zrem("{redbeat}::schedule", key)
         system.redis.delete(key)

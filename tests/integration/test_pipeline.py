@@ -1,13 +1,27 @@
-"""The pipeline end to end on real processes: start, schedule, atomic swap, read, stop."""
+"""The pipeline end to end on real processes: start, schedule, atomic swap, read, stop.
+
+Every test runs twice: with the store on the broker's one Redis (`make run`'s layout) and
+with the store on a Redis Cluster (STORE_URL=redis+cluster://...).
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
-from tests.integration.conftest import Api
+import pytest
+
+from tests.integration.conftest import Api, serve
 from tests.support.upstream import Upstream
 from tests.support.waiting import stays, wait_for
+
+
+@pytest.fixture(params=["one-redis", "cluster"])
+def api(request: pytest.FixtureRequest) -> Iterator[Api]:
+    """A client of the system whose store is one Redis, then of the one on a cluster."""
+    yield from serve(request.getfixturevalue(
+        "system" if request.param == "one-redis" else "cluster_system"))
 
 
 def catalogue(count: int, label: str) -> list[dict[str, object]]:

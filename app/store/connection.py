@@ -1,0 +1,110 @@
+"""Redis clients for the addresses of `config.redis_url`, the servers behind each, and the
+errors that mean "unreachable for now".
+
+`connect` returns a client of one Redis, of the master a Sentinel group names (it finds
+the new master after a failover), or of a Redis Cluster (it follows the slots: each
+command and Lua script goes to the master of its keys' slot; never to a replica, whose
+copy may lag, so a reader could see a version go backwards). The store is typed against
+`redis.Redis`; `RedisCluster` offers every command it uses. `servers` lists every server
+a client depends on, for the probes and the start-up checks. One Redis and a Sentinel
+group connect on first use; `RedisCluster` reads the cluster's layout when it is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    ReadOnlyError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.sentinel import Sentinel, SentinelConnectionPool
+
+from config.redis_url import CLUSTER, SENTINEL, RedisUrl
+
+# Timeouts in seconds: a dead server is noticed in seconds, a slow command is waited for.
+OPTIONS: dict[str, Any] = {"decode_responses": True, "socket_connect_timeout": 5,
+                           "socket_timeout": 30, "health_check_interval": 30}
+
+# What redis-py raises while a server is down or a failover is under way (the cluster
+# refusing queries, a slot without a master, a demoted master refusing writes).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    redis.ConnectionError, redis.TimeoutError, ClusterDownError, ClusterError, TryAgainError,
+    ReadOnlyError, SlotNotCoveredError)
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` says the store is unreachable for now (retry later), not a bug."""
+    if isinstance(error, UNAVAILABLE):
+        return True
+    # "Redis Cluster cannot be connected": no start-up node answered.
+    return (isinstance(error, RedisClusterException)
+            and isinstance(error.__cause__, UNAVAILABLE))
+
+
+def connect(address: RedisUrl) -> redis.Redis:
+    """Return a client of `address` (nothing connects until the first command)."""
+    auth: dict[str, Any] = {"username": address.username, "password": address.password}
+    if address.kind == CLUSTER:
+        nodes = [ClusterNode(host, port) for host, port in address.hosts]
+        cluster = RedisCluster(startup_nodes=nodes, ssl=address.tls, **auth, **OPTIONS)
+        return cast(redis.Redis, cluster)
+    if address.kind == SENTINEL:
+        sentinel_kwargs = {"socket_connect_timeout": OPTIONS["socket_connect_timeout"],
+                           "socket_timeout": 5}
+        if address.sentinel_password:
+            sentinel_kwargs["password"] = address.sentinel_password
+        sentinel = Sentinel(address.hosts, sentinel_kwargs=sentinel_kwargs)
+        return sentinel.master_for(address.service, db=address.db, ssl=address.tls,
+                                   **auth, **OPTIONS)
+    return redis.Redis.from_url(address.url, **OPTIONS)
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server behind a client: its address, role and a client of it alone."""
+
+    name: str
+    role: str  # "master", "replica" or "single"
+    client: redis.Redis
+
+
+def servers(connection: redis.Redis) -> list[Server]:
+    """Return every server `connection` depends on (asks the cluster or the sentinels)."""
+    if isinstance(connection, RedisCluster):
+        found = []
+        for node in connection.get_nodes():
+            role = "master" if node.server_type == "primary" else "replica"
+            found.append(Server(node.name, role, connection.get_redis_connection(node)))
+        return found
+    pool = connection.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        sentinel = pool.sentinel_manager
+        master = sentinel.discover_master(pool.service_name)
+        replicas = sentinel.discover_slaves(pool.service_name)
+        return [Server(f"{host}:{port}", role, _alone(pool, host, port))
+                for role, (host, port) in [("master", master),
+                                           *(("replica", r) for r in replicas)]]
+    kwargs = pool.connection_kwargs
+    return [Server(f"{kwargs.get('host', 'unix')}:{kwargs.get('port', '')}", "single",
+                   connection)]
+
+
+def _alone(pool: SentinelConnectionPool, host: str, port: int) -> redis.Redis:
+    """Return a client of one server of a Sentinel group, with the pool's credentials."""
+    kept = ("username", "password", "db", "ssl", "socket_connect_timeout", "socket_timeout")
+    kwargs = {key: pool.connection_kwargs[key] for key in kept if key in pool.connection_kwargs}
+    return redis.Redis(host=host, port=port, decode_responses=True, **kwargs)
+
+
+def refresh(connection: redis.Redis) -> None:
+    """Ask the cluster for its current layout (after a failover); no-op otherwise."""
+    if isinstance(connection, RedisCluster):
+        connection.nodes_manager.initialize()
