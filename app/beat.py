@@ -6,7 +6,10 @@ the first tick then fails on the missing lock (AttributeError) and beat exits fo
 This scheduler owns its lock instead: every tick takes it if it is free (a standby keeps
 trying), renews it while it is held, and goes back to standby when it was lost (expired
 during an outage, or taken over); a tick, or the start-up, that cannot reach Redis logs a
-warning and tries again shortly. It is Celery's ``beat_scheduler`` (config/settings.py).
+warning and tries again shortly. So does one that a full Redis refuses (over its
+`maxmemory`, Redis refuses the commands RedBeat queues in a MULTI: OutOfMemoryError, or
+ExecAbortError at EXEC): beat keeps running and ticks again once Redis has room. It is
+Celery's ``beat_scheduler`` (config/settings.py).
 """
 
 from __future__ import annotations
@@ -23,13 +26,20 @@ from redbeat.schedulers import (
     get_redis,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import ExecAbortError, LockError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.lock import Lock
+
+from app.exceptions import out_of_memory
 
 log = logging.getLogger(__name__)
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+
+
+def _refused(exc: RedisError) -> bool:
+    """Tell whether Redis refused a command for memory (directly, or aborting a MULTI)."""
+    return isinstance(exc, ExecAbortError) or out_of_memory(exc)
 
 
 class Scheduler(RedBeatScheduler):
@@ -54,9 +64,11 @@ class Scheduler(RedBeatScheduler):
             try:
                 super().setup_schedule()
                 return
-            except _UNREACHABLE as exc:
-                log.warning("beat: Redis unreachable at start-up (%s); retrying in %.0f s",
-                            type(exc).__name__, wait)
+            except RedisError as exc:
+                if not isinstance(exc, _UNREACHABLE) and not _refused(exc):
+                    raise
+                log.warning("beat: Redis unreachable or full at start-up (%s); retrying in "
+                            "%.0f s", type(exc).__name__, wait)
                 time.sleep(wait)
                 wait = min(wait * 2, self.max_start_wait)
 
@@ -72,6 +84,12 @@ class Scheduler(RedBeatScheduler):
             return self.retry_seconds
         except _UNREACHABLE as exc:
             log.warning("beat: Redis unreachable (%s); retrying in %.0f s",
+                        type(exc).__name__, self.retry_seconds)
+            return self.retry_seconds
+        except RedisError as exc:
+            if not _refused(exc):
+                raise
+            log.warning("beat: Redis refused the tick, it is full (%s); retrying in %.0f s",
                         type(exc).__name__, self.retry_seconds)
             return self.retry_seconds
 

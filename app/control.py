@@ -1,4 +1,4 @@
-"""The commands of the API: define, start, stop, run now, describe and list streams.
+"""The commands of the API: define, start, stop, run now, delete, describe and list streams.
 
 Views call these with the store and the schedules; nothing here knows about HTTP.
 """
@@ -100,6 +100,23 @@ def stop(store: Store, schedules: Schedules, name: str, request: StopRequest
             "cancelled_version": cancelled}
 
 
+def delete(store: Store, schedules: Schedules, name: str) -> int:
+    """Stop a stream, cancel its batch in flight and delete every key it has.
+
+    The definition goes first, under the start/stop lock, so no new fetch or start finds
+    the stream; the batch in flight is cancelled, so its fetch stops at its next page and
+    its late messages are refused; then every key under the stream's hash tag goes
+    (version counter, history, versions, change sets, rate limits, OAuth token), and a
+    stream defined again under the name starts empty. Return how many keys went.
+    """
+    require(store, name)
+    with exclusive(store, name):
+        schedules.remove(name)
+        store.definitions.delete(name)
+        cancel_in_flight(store, name)
+    return store.purge(name)
+
+
 def cancel_in_flight(store: Store, name: str) -> int | None:
     """Mark the batch in flight cancelled (never published) and free its lease.
 
@@ -114,7 +131,8 @@ def cancel_in_flight(store: Store, name: str) -> int | None:
         holder = ("", int(newest[0]["version"]))
     token, version = holder
     status = store.writer.finish(name, version, "cancelled",
-                                 {"kind": "cancelled", "message": "cancelled by a stop request"})
+                                 {"kind": "cancelled", "message": "cancelled by a stop request"},
+                                 token=token)
     if status == "cancelled":
         observe_batch(name, "cancelled")
     store.locks.release(BatchLease(stream=name, version=version, token=token))

@@ -19,21 +19,25 @@
     │   ├── Conflict              409 conflict
     │   ├── UnsupportedMediaType  415 unsupported_media_type
     │   ├── ValidationFailed      422 validation_failed
-    │   └── StoreUnavailable      503 store_unavailable (Redis unreachable; Retry-After)
+    │   ├── StoreUnavailable      503 store_unavailable (Redis unreachable; Retry-After)
+    │   └── StoreFull             503 store_full (Redis refuses writes: maxmemory reached)
     └── UpstreamError             a fetch failed; `kind` is machine-readable
         ├── MiddlewareError       kind "middleware": names the middleware (index, type)
         └── BadRecord             kind "bad_record": names the page and the position
         (kinds: http_status, timeout, connection, invalid_json, records_path,
          pagination_loop, incomplete, auth, forbidden_host, response_too_large, middleware,
-         bad_record, cancelled, lock_lost, worker_lost, staging_expired, poison, internal)
+         bad_record, cancelled, lock_lost, worker_lost, staging_expired, poison, internal;
+         and from the store: too_large, store_full, missing_key)
 
 Third-party errors (requests, redis) are translated at the boundary that calls them, so
-callers only ever see these.
+callers only ever see these; `out_of_memory` tells a Redis write refused for memory.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 
 class DataStreamsError(Exception):
@@ -138,6 +142,24 @@ class ValidationFailed(ApiError):
 class StoreUnavailable(ApiError):
     status, code = 503, "store_unavailable"
     retry_after_seconds = 5
+
+
+class StoreFull(ApiError):
+    status, code = 503, "store_full"
+
+
+def out_of_memory(error: BaseException | None) -> bool:
+    """Tell whether Redis refused a write because it reached its maxmemory: an OOM reply,
+    also from inside a Lua script (redis-py reports it as a plain error) or as the cause
+    of another error (kombu wraps it in its OperationalError)."""
+    for _ in range(5):
+        if isinstance(error, OutOfMemoryError) or (
+                isinstance(error, ResponseError) and "OOM command not allowed" in str(error)):
+            return True
+        if error is None:
+            return False
+        error = error.__cause__ or error.__context__
+    return False
 
 
 class UpstreamError(DataStreamsError):

@@ -74,6 +74,24 @@ LIST_SCAN_LIMIT = 1000
 # cursor), in seconds: a published version never changes. The current version: no-cache.
 PINNED_MAX_AGE_SECONDS = 365 * 24 * 3600
 
+# Budget of one batch, overridable per stream (`batch_limits`): most records, and most bytes
+# of records (their canonical JSON). A batch over either fails as `too_large` at the page
+# that crossed it, before it fills Redis.
+BATCH_MAX_RECORDS = 1_000_000
+BATCH_MAX_BYTES = 256 * 1024 * 1024
+# Largest part of a page one ingest message (and one Lua call) carries: records, and bytes
+# of their canonical JSON. The worker sends a bigger page as several parts.
+PAGE_PART_RECORDS = 10_000
+PAGE_PART_BYTES = 4 * 1024 * 1024
+
+# Publish gate: quarantine a batch that lost more than this fraction of the previous
+# version's records, unless the stream sets its own `publish_gate.max_drop_ratio` (null: off).
+MAX_DROP_RATIO = 0.5
+
+# Memory limit of the embedded redis-server of `make run` (REDIS_MAXMEMORY), in bytes; it
+# refuses writes beyond it (`noeviction`) and data-streams answers 503 `store_full`.
+EMBEDDED_REDIS_MAXMEMORY = 1024 * 1024 * 1024
+
 # Upstream guard: most pages one batch may fetch.
 MAX_PAGES = 10_000
 # Upstream guard: largest response body one page may have, in bytes.

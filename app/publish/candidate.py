@@ -23,6 +23,13 @@ class Candidate:
     batch: dict[str, Any]
     previous: dict[str, Any] | None
     definition: StreamDefinition | None
+    # Records the batch will hold, one per key (known once its records are keyed).
+    kept: int | None = None
+
+    @property
+    def records(self) -> int:
+        """Return how many records the batch will hold."""
+        return int(self.batch.get("records_received", 0)) if self.kept is None else self.kept
 
 
 def whole(batch: dict[str, Any]) -> bool:

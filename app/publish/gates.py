@@ -13,18 +13,19 @@ from app.publish.candidate import Candidate
 def empty_batch(candidate: Candidate) -> str | None:
     """Refuse a batch without records unless the stream allows empty batches."""
     allowed = candidate.definition is not None and candidate.definition.publish_gate.allow_empty
-    if candidate.batch.get("records_received", 0) == 0 and not allowed:
+    if candidate.records == 0 and not allowed:
         return "empty_batch"
     return None
 
 
 def too_many_dropped(candidate: Candidate) -> str | None:
-    """Refuse a batch that lost more than max_drop_ratio of the previous batch's records."""
+    """Refuse a batch that lost more than max_drop_ratio of the previous version's records
+    (0.5 unless the stream sets its own; null turns the gate off)."""
     ratio = candidate.definition.publish_gate.max_drop_ratio if candidate.definition else None
     if ratio is None or not candidate.previous:
         return None
     before = int(candidate.previous.get("records", 0))
-    now = int(candidate.batch.get("records_received", 0))
+    now = candidate.records
     if before and (before - now) / before > ratio:
         return f"drop_ratio: {now} records against {before} before (max drop {ratio:.0%})"
     return None

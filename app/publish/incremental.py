@@ -32,8 +32,13 @@ def is_incremental(candidate: Candidate) -> bool:
     return candidate.batch.get("base") is not None
 
 
-def settle(candidate: Candidate) -> str:
-    """Merge, gate and commit an incremental batch; return the verdict."""
+def settle(candidate: Candidate, ignore: frozenset[str] = frozenset(),
+           ignore_base: frozenset[str] = frozenset()) -> str:
+    """Merge, gate and commit an incremental batch; return the verdict.
+
+    `ignore` and `ignore_base` are the fields the middleware of this batch and of the base
+    set from the batch context: a record that differs only there is no change.
+    """
     store, stream, version = candidate.store, candidate.stream, candidate.version
     base = int(candidate.batch["base"])
     refused = _refusal(candidate, base)
@@ -42,7 +47,8 @@ def settle(candidate: Candidate) -> str:
     definition = candidate.definition
     assert definition is not None  # _refusal checked it
     try:
-        merge = store.merger.merge(stream, version, base, definition.key, definition.order_by)
+        merge = store.merger.merge(stream, version, base, definition.key, definition.order_by,
+                                   (ignore, ignore_base))
     except BaseVersionGone as exc:
         return _end(candidate, "failed", "base_gone", exc.message)
     if isinstance(merge, str):
@@ -53,7 +59,8 @@ def settle(candidate: Candidate) -> str:
     total = _records(candidate) + merge.diff.added - merge.diff.removed
     schema = merged_schema((candidate.previous or {}).get("schema"),
                            candidate.batch.get("schema"), total)
-    extra = {"changes": merge.diff.to_field(), **_schema_fields(candidate, schema)}
+    extra = {"changes": merge.diff.to_field(), "duplicates_dropped": str(merge.duplicates),
+             **_schema_fields(candidate, schema)}
     reasons = [reason for reason in _gates(candidate, total, schema) if reason]
     if reasons:
         verdict = store.writer.quarantine(stream, version, "; ".join(reasons), extra)

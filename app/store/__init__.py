@@ -20,6 +20,7 @@ from app.store.changesets import ChangeSets
 from app.store.definitions import Definitions
 from app.store.deliveries import Deliveries
 from app.store.incremental import FullRefresh, Merger
+from app.store.keys import StreamKeys
 from app.store.locks import StreamLocks
 from app.store.oauth_tokens import TokenCache
 from app.store.ratelimit import RateLimits
@@ -49,11 +50,22 @@ class Store:
     merger: Merger
     full_refresh: FullRefresh
 
+    def purge(self, stream: str) -> int:
+        """Delete every key of `stream` (its hash tag under the prefix), except a definition
+        saved again meanwhile; return how many went. Run after its definition is deleted."""
+        keys = StreamKeys(self.prefix, stream)
+        doomed = [name for name in self.connection.scan_iter(keys.pattern, count=1000)
+                  if name != keys.definition]
+        for start in range(0, len(doomed), 1000):
+            self.connection.unlink(*doomed[start:start + 1000])
+        return len(doomed)
+
 
 def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
     """Build every part of the store from a client and the app's settings."""
     prefix = config["KEY_PREFIX"]
     lease_ms = config["LEASE_TTL_SECONDS"] * 1000
+    definitions = Definitions(connection, prefix)
     retention = Retention(keep_versions=config["KEEP_VERSIONS"],
                           grace_seconds=config["GRACE_SECONDS"],
                           history_length=config["HISTORY_LENGTH"],
@@ -64,10 +76,9 @@ def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
     replicas = Replicas(connection if has_replicas(connection) else None,
                         config.get("REPLICA_WAIT_MS", defaults.REPLICA_WAIT_MS))
     return Store(connection=connection, prefix=prefix,
-                 definitions=Definitions(connection, prefix),
-                 locks=StreamLocks(connection, prefix, lease_ms, config["GRACE_SECONDS"],
-                                   replicas),
-                 writer=BatchWriter(connection, prefix, retention, replicas),
+                 definitions=definitions,
+                 locks=StreamLocks(connection, prefix, lease_ms, replicas),
+                 writer=BatchWriter(connection, prefix, retention, definitions, replicas),
                  reader=Reader(connection, prefix),
                  change_sets=ChangeSets(connection, prefix, retention.staging_ttl_ms),
                  change_feed=ChangeFeed(connection, prefix),

@@ -19,6 +19,7 @@ bounded commands in Redis (measured in bench/incremental.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from redis import Redis
 from app.exceptions import BaseVersionGone, StoreError
 from app.records import PAGE_STRIDE, order_score
 from app.store import scripts
-from app.store.changesets import SEP, Diff, record_key
+from app.store.changesets import SEP, Diff, keyed_digest
 from app.store.keys import StreamKeys
 from app.store.recindex import RecordIndex
 from app.store.writer import Retention
@@ -45,6 +46,7 @@ class Merge:
     """What merging one incremental batch found: the change set and the index's moves."""
 
     diff: Diff
+    duplicates: int = 0
     put: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
 
@@ -77,11 +79,14 @@ class Merger:
         self._changes = connection.register_script(scripts.MERGE_CHANGES)
 
     def merge(self, stream: str, version: int, base: int, key_path: str,
-              order_by: str | None) -> Merge | str:
+              order_by: str | None, ignore: tuple[frozenset[str], frozenset[str]] = (
+                  frozenset(), frozenset())) -> Merge | str:
         """Merge batch `version` onto `base`, or return why not: "not_running" (another
         consumer settled it), "staging_expired" (its staged changes are not all there).
 
-        With no change (`Merge.changed` false) nothing is copied.
+        A record is changed when it differs from the base's but for the fields of
+        `ignore` (this batch's, the base's: the fields middleware set from the batch
+        context). With no change (`Merge.changed` false) nothing is copied.
         """
         keys = StreamKeys(self.prefix, stream)
         ttl = self.retention.staging_ttl_ms
@@ -89,7 +94,7 @@ class Merger:
                                       keys.upserts(version), keys.pages(version)], args=[ttl]))
         if phase in ("not_running", "staging_expired"):
             return phase
-        changes, diff = self._read_changes(keys.upserts(version), key_path, base)
+        changes, merge = self._read_changes(keys.upserts(version), key_path, base)
         old = self.index.lookup(stream, base, list(changes))
         if old is None:
             self.index.build(stream, base, key_path)
@@ -97,8 +102,11 @@ class Merger:
         if old is None:
             raise BaseVersionGone(f"the record index of version {base} of {stream!r} could not be "
                            "built", details={"stream": stream, "version": base})
-        merge = Merge(diff)
-        plan = self._plan(keys, base, changes, old, order_by, merge)
+        def same(before: str, after: str) -> bool:
+            return (keyed_digest(before, key_path, ignore[1])[1]
+                    == keyed_digest(after, key_path, ignore[0])[1])
+
+        plan = self._plan(keys, base, changes, old, order_by, merge, same)
         if not merge.changed:
             return merge
         if not self._copy_base(keys, version, base):
@@ -107,9 +115,9 @@ class Merger:
         return merge
 
     def _read_changes(self, name: str, key_path: str, base: int
-                      ) -> tuple[dict[str, str | None], Diff]:
+                      ) -> tuple[dict[str, str | None], Merge]:
         """Return key -> new member (None: deleted), the last change of each key winning."""
-        diff = Diff(base)
+        merge = Merge(Diff(base))
         changes: dict[str, str | None] = {}
         start = 0
         while True:
@@ -118,18 +126,19 @@ class Merger:
                 if member.startswith(TOMBSTONE):
                     key, value = member[len(TOMBSTONE):], None
                 else:
-                    key, value = record_key(member, key_path), member
+                    key, value = keyed_digest(member, key_path)[0], member
                 if key is None:
-                    diff.unkeyed += 1
+                    merge.diff.unkeyed += 1
                     continue
-                diff.duplicates += key in changes
+                merge.duplicates += key in changes
                 changes[key] = value
             if len(members) < CHUNK:
-                return changes, diff
+                return changes, merge
             start += CHUNK
 
     def _plan(self, keys: StreamKeys, base: int, changes: dict[str, str | None],
-              old: dict[str, list[str]], order_by: str | None, merge: Merge) -> _Plan:
+              old: dict[str, list[str]], order_by: str | None, merge: Merge,
+              same: Callable[[str, str], bool]) -> _Plan:
         """Decide every removal, addition and change-set member; count the diff."""
         plan = _Plan()
         kept_scores = self._scores(keys.records(base), old, changes, order_by)
@@ -143,7 +152,7 @@ class Merger:
                     merge.removed.append(key)
                     merge.diff.removed += 1
                 continue
-            if before == [member]:
+            if len(before) == 1 and same(before[0], member):
                 continue  # refetched, unchanged
             op = "u" if before else "a"
             if order_by:

@@ -16,7 +16,8 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:{s}:batches          zset    history index: member v, score v
     P:{s}:b:<v>            hash    batch metadata: status, counts, times, error (JSON)
     P:{s}:b:<v>:rec        zset    the batch's records: member canonical JSON, score order
-    P:{s}:b:<v>:pages      hash    page number -> records received (idempotent page receipt)
+    P:{s}:b:<v>:pages      hash    page -> records received (idempotent page receipt); a page
+                                   sent in parts: "<page>/<part>" receipts, "<page>/parts" count
     P:{s}:b:<v>:dlv        hash    "<message>:<page>" -> deliveries (poison bound; `deliveries`)
     P:{s}:b:<v>:dig        hash    record key -> content digest of version v (`changes`)
     P:{s}:b:<v>:chg        zset    v's change set against the version it replaced (`changes`)
@@ -31,15 +32,21 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:{s}:oauth            string  cached OAuth2 access token, encrypted; PX = its lifetime
 
 Batch status moves: running -> complete | failed | abandoned | cancelled | quarantined,
-and quarantined -> complete | discarded (by hand). Staging keys
-(`rec`, `pages`) of a running batch expire unless published; a replaced version keeps its
-`rec` for a grace period (EXPIRE, never DEL), and the newest KEEP_VERSIONS stay readable.
-RedBeat keeps its schedule entries under its own prefix ``{redbeat}:``.
+and quarantined -> complete | discarded (by hand, or when a newer batch is quarantined or
+published). Staging keys (`rec`, `pages`) of a running batch expire unless published, and
+go at once when it ends unpublished; a replaced version keeps its `rec` for a grace period
+(EXPIRE, never DEL), and the newest KEEP_VERSIONS stay readable. Every key of a stream
+matches `StreamKeys.pattern` (deleting a stream deletes them all). RedBeat keeps its
+schedule entries under its own prefix ``{redbeat}:``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# Characters special to the glob patterns of SCAN MATCH.
+_GLOB = re.compile(r"([*?\[\]\\])")
 
 
 def names_key(prefix: str) -> str:
@@ -62,6 +69,11 @@ class StreamKeys:
     @property
     def _base(self) -> str:
         return f"{self.prefix}:{{{self.stream}}}"
+
+    @property
+    def pattern(self) -> str:
+        """The SCAN MATCH pattern of every key of the stream (and of no other stream)."""
+        return _GLOB.sub(r"\\\1", self._base) + ":*"
 
     @property
     def definition(self) -> str:

@@ -24,7 +24,6 @@ from app.records import now_iso
 from app.store import scripts
 from app.store.keys import StreamKeys
 from app.store.replication import NO_REPLICAS, Replicas
-from config import defaults
 
 # How long a fetch message's receipt is kept, in ms: longer than any redelivery delay
 # (the broker's visibility timeout, one hour by default).
@@ -66,12 +65,10 @@ class StreamLocks:
     """Takes, renews and releases the batch lease of a stream."""
 
     def __init__(self, connection: Redis, prefix: str, timeout_ms: int,
-                 grace_seconds: int = defaults.GRACE_SECONDS,
                  replicas: Replicas = NO_REPLICAS) -> None:
         self.connection = connection
         self.prefix = prefix
         self.timeout_ms = timeout_ms
-        self.grace_seconds = grace_seconds
         self.replicas = replicas
         self._acquire = connection.register_script(scripts.ACQUIRE_LEASE)
         self._renew = connection.register_script(scripts.RENEW_LEASE)
@@ -90,9 +87,9 @@ class StreamLocks:
             last = int(str(self.connection.get(keys.seq) or 0))
             answer = self._acquire(
                 keys=[keys.lock, keys.seq, keys.fetch_receipt(receipt), keys.batch(last),
-                      keys.records(last), keys.pages(last), keys.batches],
-                args=[token, self.timeout_ms, RECEIPT_TTL_MS, last, now_iso(),
-                      self.grace_seconds, error])
+                      keys.records(last), keys.pages(last), keys.batches,
+                      keys.deliveries(last), keys.digests(last), keys.changes(last)],
+                args=[token, self.timeout_ms, RECEIPT_TTL_MS, last, now_iso(), error])
             if answer is None:
                 return "batch_in_flight"
             if isinstance(answer, list):

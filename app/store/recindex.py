@@ -19,7 +19,7 @@ from typing import Any
 from redis import Redis
 
 from app.store import scripts
-from app.store.changesets import record_key
+from app.store.changesets import keyed_digest
 from app.store.keys import StreamKeys
 
 CHUNK = 2000
@@ -112,7 +112,7 @@ class RecordIndex:
         fresh: dict[str, str] = {}
         twins: list[tuple[str, str]] = []
         for member in members:
-            key = record_key(member, key_path)
+            key = keyed_digest(member, key_path)[0]
             if key is None:
                 continue
             if key in seen or key in fresh:

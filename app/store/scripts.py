@@ -1,32 +1,45 @@
 """Lua scripts of the batch lifecycle. Each touches only the keys passed in KEYS, all of
 one stream (one hash slot), so each runs atomically and on Redis Cluster unchanged."""
 
-# KEYS: meta, index. ARGV: version, token, started_at.
-BEGIN = """
+# A message of a deleted stream's earlier life names a version beyond the (restarted)
+# sequence, or a batch holding another token: it must neither create nor touch a batch.
+FOREIGN = """
+local function foreign(meta, seq, version, token)
+  if tonumber(redis.call('GET', seq) or '0') < tonumber(version) then return true end
+  local held = redis.call('HGET', meta, 'token')
+  return token ~= '' and held ~= false and held ~= token
+end
+"""
+
+# KEYS: meta, index, seq. ARGV: version, token, started_at.
+BEGIN = FOREIGN + """
+if foreign(KEYS[1], KEYS[3], ARGV[1], ARGV[2]) then return 'foreign' end
 redis.call('HSETNX', KEYS[1], 'status', 'running')
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'token', ARGV[2], 'started_at', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 return redis.call('HGET', KEYS[1], 'status')
 """
 
-# KEYS: meta, rec, pages, lock, index.
-# ARGV: version, page, count, staging_ttl_ms, lock_value, lock_ttl_ms, members, scores.
-# `members` is the page's canonical JSON records joined by "\n", `scores` their scores
-# joined by " " (two strings: no per-record argument to encode, send or parse). A page is
-# stored once: a redelivered page finds its number in `pages` and adds nothing. Everything
-# is checked before the first write, so a refused page leaves nothing half-written: a score
-# that is not a number is a "bad_record <page> <position> <score>" error. `records_stored`
-# counts the members really added, for the publish step to check against the staging set.
-# Returns -2 (the staging data expired while the batch ran: it can never be whole),
-# -1 (batch ended), 0 (already stored), 1 (stored) or 2 (the batch is whole: every page
-# and record the totals announced has arrived, so it may be published; a redelivered page
-# of a whole batch answers 2 again, so a consumer that died settling is replaced).
-STORE_PAGE = """
+# KEYS: meta, rec, pages, lock, index, seq.
+# ARGV: version, page, count, staging_ttl_ms, lock_value, lock_ttl_ms, members, scores,
+#       part, parts, max_records, max_bytes, now.
+# `members`: the page's canonical JSON records joined by "\n"; `scores`: their scores
+# joined by " ". A page of `parts` parts counts once all are in; a page (or part) is stored
+# once (its receipt in `pages`). All is checked before the first write: a score that is no
+# number is a "bad_record <page> <position> <score>" error; a page over the budget
+# (max_records, max_bytes of JSON) fails the batch `too_large`, freeing what it staged.
+# `receipts` (fields of `pages`) and `records_stored` (members really added) are checked
+# here and by PUBLISH against what is still stored. Returns -3 (too large), -2 (staging
+# expired while the batch ran: it can never be whole), -1 (batch ended), 0 (already
+# stored), 1 (stored) or 2 (whole: every page and record announced is in; a redelivered
+# page of a whole batch answers 2 again, so a consumer that died settling is replaced).
+STORE_PAGE = FOREIGN + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and status ~= 'running' then return -1 end
+if foreign(KEYS[1], KEYS[6], ARGV[1], string.match(ARGV[5], '^(.*):')) then return -1 end
 local m = redis.call('HMGET', KEYS[1], 'pages_received', 'records_received',
-                     'expected_pages', 'expected_records')
-if tonumber(m[1] or '0') > 0 and redis.call('EXISTS', KEYS[3]) == 0 then return -2 end
+                     'expected_pages', 'expected_records', 'bytes_received', 'receipts')
+if redis.call('HLEN', KEYS[3]) ~= tonumber(m[6] or '0') then return -2 end
 local function refresh()
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
@@ -35,7 +48,10 @@ end
 local function whole(pages, records)
   return m[3] and tonumber(m[3]) == pages and tonumber(m[4]) == records
 end
-if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 then
+local parts = tonumber(ARGV[10])
+local receipt = ARGV[2]
+if parts > 1 then receipt = ARGV[2] .. '/' .. ARGV[9] end
+if redis.call('HEXISTS', KEYS[3], receipt) == 1 then
   refresh()
   if whole(tonumber(m[1] or '0'), tonumber(m[2] or '0')) then return 2 end
   return 0
@@ -54,33 +70,55 @@ for member in string.gmatch(ARGV[7], '[^\\n]+') do
   args[2 * n] = member
 end
 if n ~= tonumber(ARGV[3]) or #scores ~= n then
-  return redis.error_reply('page ' .. ARGV[2] .. ': ' .. n .. ' members, ' .. #scores ..
+  return redis.error_reply('page ' .. receipt .. ': ' .. n .. ' members, ' .. #scores ..
                            ' scores, count ' .. ARGV[3])
+end
+local records = tonumber(m[2] or '0') + n
+local bytes = tonumber(m[5] or '0') + #ARGV[7]
+if records > tonumber(ARGV[11]) or bytes > tonumber(ARGV[12]) then
+  local over = 'max_records ' .. ARGV[11] .. ' (page ' .. ARGV[2] .. ' brings it to ' ..
+               records .. ' records)'
+  if records <= tonumber(ARGV[11]) then
+    over = 'max_bytes ' .. ARGV[12] .. ' (page ' .. ARGV[2] .. ' brings it to ' .. bytes ..
+           ' bytes of records)'
+  end
+  redis.call('UNLINK', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'version', ARGV[1], 'finished_at', ARGV[13],
+             'error', cjson.encode({kind = 'too_large', page = tonumber(ARGV[2]),
+                                    message = 'the batch exceeds its budget: ' .. over}))
+  redis.call('HSETNX', KEYS[1], 'token', string.match(ARGV[5], '^(.*):'))
+  redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
+  if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('DEL', KEYS[4]) end
+  return -3
 end
 if not status then
   redis.call('HSET', KEYS[1], 'status', 'running', 'version', ARGV[1])
   redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
 end
 redis.call('HSETNX', KEYS[1], 'token', string.match(ARGV[5], '^(.*):'))
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[3], receipt, ARGV[3])
 local added = 0
 for i = 1, #args, 1000 do
   added = added + redis.call('ZADD', KEYS[2], unpack(args, i, math.min(i + 999, #args)))
 end
-local pages = tonumber(m[1] or '0') + 1
-local records = tonumber(m[2] or '0') + n
-redis.call('HSET', KEYS[1], 'pages_received', pages, 'records_received', records)
+local pages = tonumber(m[1] or '0')
+if parts == 1 or redis.call('HINCRBY', KEYS[3], ARGV[2] .. '/parts', 1) == parts then
+  pages = pages + 1
+end
+redis.call('HSET', KEYS[1], 'pages_received', pages, 'records_received', records,
+           'bytes_received', bytes, 'receipts', redis.call('HLEN', KEYS[3]))
 redis.call('HINCRBY', KEYS[1], 'records_stored', added)
 refresh()
 if whole(pages, records) then return 2 end
 return 1
 """
 
-# KEYS: meta, index. ARGV: version, pages, records, token, field1, value1, ...
-# Every message carries the batch's token, so the batch knows it whatever arrives first.
-COMPLETE = """
+# KEYS: meta, index, seq. ARGV: version, pages, records, token, field1, value1, ... (every
+# message carries the batch's token, so the batch knows it whatever arrives first).
+COMPLETE = FOREIGN + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and status ~= 'running' then return status end
+if foreign(KEYS[1], KEYS[3], ARGV[1], ARGV[4]) then return 'foreign' end
 redis.call('HSET', KEYS[1], 'status', 'running', 'version', ARGV[1],
            'expected_pages', ARGV[2], 'expected_records', ARGV[3])
 redis.call('HSETNX', KEYS[1], 'token', ARGV[4])
@@ -90,16 +128,18 @@ return 'running'
 """
 
 # KEYS: meta, rec, pages, current, lock, digests, changes.
-# ARGV: version, now, grace_s, mode, reason, field1, value1, ...
-# The fenced commit. mode "auto" publishes a running batch whose every page has arrived,
-# whose lock no other batch holds, and that is newer than the current version; mode
-# "quarantine" ends such a batch as quarantined (kept, not served); mode "manual"
-# publishes a quarantined batch if it is still newer than the current version. Verdicts:
-# published, quarantined, waiting, staging_expired, superseded, stale, not_<status>.
+# ARGV: version, now, grace_s, mode, reason, losers, field1, value1, ...
+# The fenced commit. "auto" publishes a running batch that is whole (what is stored, not
+# only counted), owns the lease and is newer than the current version; "quarantine" keeps
+# such a batch unserved; "manual" publishes a quarantined batch still newer. `losers`
+# (members joined by "\n", records a later one of the same key replaced) leave the records
+# in this step, and `records_stored` goes down by as many. Verdicts: published,
+# quarantined, waiting, staging_expired, superseded, stale, not_<status>.
 PUBLISH = """
 local mode = ARGV[4]
 local m = redis.call('HMGET', KEYS[1], 'status', 'expected_pages', 'pages_received',
-                     'expected_records', 'records_received', 'token', 'records_stored')
+                     'expected_records', 'records_received', 'token', 'records_stored',
+                     'receipts')
 local expected = 'running'
 if mode == 'manual' then expected = 'quarantined' end
 if m[1] ~= expected then return 'not_' .. expected end
@@ -108,9 +148,8 @@ if mode ~= 'manual' then
   if tonumber(m[2]) ~= tonumber(m[3] or '0') or tonumber(m[4]) ~= tonumber(m[5] or '0') then
     return 'waiting'
   end
-  -- What is really stored, not what was counted: staging data that expired meanwhile
-  -- (fewer page receipts, fewer records than were added) can never publish.
-  if redis.call('HLEN', KEYS[3]) ~= tonumber(m[2])
+  -- Staging data that expired meanwhile (fewer receipts or records) can never publish.
+  if redis.call('HLEN', KEYS[3]) ~= tonumber(m[8] or '0')
       or redis.call('ZCARD', KEYS[2]) ~= tonumber(m[7] or '0') then
     return 'staging_expired'
   end
@@ -138,7 +177,17 @@ redis.call('PERSIST', KEYS[2])
 redis.call('PERSIST', KEYS[6])
 redis.call('PERSIST', KEYS[7])
 redis.call('UNLINK', KEYS[3])
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local losers, removed = {}, 0
+for member in string.gmatch(ARGV[6], '[^\\n]+') do
+  losers[#losers + 1] = member
+  if #losers == 1000 then
+    removed = removed + redis.call('ZREM', KEYS[2], unpack(losers))
+    losers = {}
+  end
+end
+if #losers > 0 then removed = removed + redis.call('ZREM', KEYS[2], unpack(losers)) end
+if removed > 0 then redis.call('HINCRBY', KEYS[1], 'records_stored', -removed) end
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if holder == mine then redis.call('DEL', KEYS[5]) end
 if mode == 'quarantine' then
   redis.call('HSET', KEYS[1], 'status', 'quarantined', 'finished_at', ARGV[2],
@@ -152,19 +201,20 @@ if mode ~= 'manual' then redis.call('HSET', KEYS[1], 'finished_at', ARGV[2]) end
 return 'published'
 """
 
-# KEYS: meta, rec, pages, lock, index.
-# ARGV: version, status, now, error_json, grace_s, required_status.
-# Ends a batch that will never be published (a running one, or a quarantined one being
-# discarded); its staging data expires after the grace period.
-FINISH_UNPUBLISHED = """
+# KEYS: meta, rec, pages, lock, index, seq, deliveries, digests, changes. ARGV: version,
+# status, now, error_json, token ('' from data-streams itself), required_status.
+# Ends a batch that will never be published (running, or quarantined and discarded): its
+# records and staging go at once, before anything is written, so this works when Redis
+# refuses writes for memory (a script may write once it has freed memory).
+FINISH_UNPUBLISHED = FOREIGN + """
 local m = redis.call('HMGET', KEYS[1], 'status', 'token')
 if m[1] and m[1] ~= ARGV[6] then return m[1] end
 if not m[1] and ARGV[6] ~= 'running' then return 'missing' end
+if foreign(KEYS[1], KEYS[6], ARGV[1], ARGV[5]) then return 'foreign' end
+redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[7], KEYS[8], KEYS[9])
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'version', ARGV[1], 'finished_at', ARGV[3],
            'error', ARGV[4])
 redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-redis.call('EXPIRE', KEYS[3], ARGV[5])
 if m[2] and redis.call('GET', KEYS[4]) == m[2] .. ':' .. ARGV[1] then
   redis.call('DEL', KEYS[4])
 end
@@ -173,9 +223,8 @@ return ARGV[2]
 
 # KEYS: definition, meta, rec, current. ARGV: version, first rank, last rank,
 # "1" for descending, "1" to require that `version` is still the current one.
-# One page of a version with everything that decides whether it may be served, read in
-# one atomic step: the version cannot expire between the check and the read. A reader
-# that guessed the current version learns the real one ("moved") instead of stale data.
+# One page of a version and all that decides whether it may be served, in one atomic step
+# (no expiry between check and read); a wrong guess of the current version: "moved".
 READ_PAGE = """
 if ARGV[5] == '1' then
   local current = redis.call('GET', KEYS[4])
@@ -195,10 +244,9 @@ return {redis.call('EXISTS', KEYS[1]), m[1] or '', m[2] or '0', redis.call('EXIS
 """
 
 # KEYS: meta, current, digests, changes. ARGV: version.
-# Two consumers may settle one batch: the one that loses the commit may still write its
-# (identical) change data, with the staging TTL, after the winner made it permanent. It
-# then calls this, so the change data of a batch still published (or quarantined and still
-# publishable) is permanent again whatever the order of the two.
+# The consumer that loses a settle race may write its (identical) change data, with the
+# staging TTL, after the winner made it permanent; it then calls this, so the change data
+# of a batch still published (or quarantined and publishable) is permanent again.
 KEEP_CHANGE_DATA = """
 local status = redis.call('HGET', KEYS[1], 'status')
 local current = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -212,15 +260,13 @@ end
 return 0
 """
 
-# The batch lease of a stream (`locks`): KEYS[1] holds "<token>:<version>" with a short PX
-# that the running batch renews.
-
-# KEYS: lock, seq, receipt, meta, rec and pages of the last version handed out, index.
-# ARGV: token, lease_ms, receipt_ttl_ms, last version handed out (as the caller read it),
-# now, grace_s, error_json.
-# Takes the lease and the next version in one step, at most once per fetch message (its
-# receipt). A stream free while its last batch is still running (or never began) means
-# that batch's lease lapsed: its worker was lost, so it ends `abandoned` here, atomically.
+# KEYS: lock, seq, receipt; meta, rec, pages of the last version handed out; index;
+# deliveries, digests, changes of that version. ARGV: token, lease_ms, receipt_ttl_ms,
+# last version handed out (as the caller read it), now, error_json.
+# Takes the lease ("<token>:<version>", short PX the running batch renews) and the next
+# version in one step, at most once per fetch message (its receipt). A stream free while
+# its last batch still runs (or never began) means that batch's lease lapsed: its worker
+# was lost, so it ends `abandoned` here, atomically, its staging freed at once.
 # Returns -1 (this message already started a batch), false (a batch holds the lease),
 # -2 (the sequence moved since the caller read it: read again), or {version, abandoned}.
 ACQUIRE_LEASE = """
@@ -231,11 +277,10 @@ if tonumber(redis.call('GET', KEYS[2]) or '0') ~= last then return -2 end
 local abandoned = 0
 local status = redis.call('HGET', KEYS[4], 'status')
 if last > 0 and (not status or status == 'running') then
+  redis.call('UNLINK', KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10])
   redis.call('HSET', KEYS[4], 'status', 'abandoned', 'version', last, 'finished_at', ARGV[5],
-             'error', ARGV[7])
+             'error', ARGV[6])
   redis.call('ZADD', KEYS[7], last, last)
-  redis.call('EXPIRE', KEYS[5], ARGV[6])
-  redis.call('EXPIRE', KEYS[6], ARGV[6])
   abandoned = last
 end
 local version = redis.call('INCR', KEYS[2])

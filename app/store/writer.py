@@ -4,31 +4,43 @@ Writes the batch metadata (hash), the staging sorted set of records (member: the
 canonical JSON; score: its order), the page receipts (hash), the history index and the
 pointer to the current version; the layout is in `keys`. Every step is one Lua script
 (`scripts`), so pages may arrive in any order, more than once, from several consumers, and
-a batch becomes visible in exactly one atomic step or never.
+a batch becomes visible in exactly one atomic step or never. Whenever a batch ends, what
+it leaves behind is bounded (`_retire`): the readable versions, the newest quarantined
+batch, and a history of `history_length` batches.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis import Redis, ResponseError
+from redis import Redis, RedisError, ResponseError
 
-from app.exceptions import BadRecord
+from app.exceptions import BadRecord, out_of_memory
 from app.records import now_iso
 from app.store import scripts
+from app.store.definitions import Definitions
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
 from app.store.replication import NO_REPLICAS, Replicas
+from config.streams import BatchLimits
 
-# The verdict of `store_packed` for the page that made its batch whole.
+log = logging.getLogger(__name__)
+
+# Verdicts of `store_packed`: the page made its batch whole; the page took its batch over
+# its budget, and the batch failed (`too_large`).
 WHOLE = 2
+TOO_LARGE = -3
 # The verdict of `store_packed` when the batch's staging data expired while it ran.
 STAGING_EXPIRED = -2
 # The error STORE_PAGE answers for a score that is not a number.
 _BAD_RECORD = re.compile(r"^bad_record (?P<page>\d+) (?P<position>\d+) (?P<score>\S*)")
+STORE_FULL: dict[str, object] = {"kind": "store_full",
+              "message": "Redis refused a write: it reached its maxmemory; the batch's "
+                         "staged records were freed"}
 
 
 def _int(value: Any) -> int:
@@ -51,10 +63,11 @@ class BatchWriter:
     """Writes the batches of every stream; used by the ingest consumer only."""
 
     def __init__(self, connection: Redis, prefix: str, retention: Retention,
-                 replicas: Replicas = NO_REPLICAS) -> None:
+                 definitions: Definitions, replicas: Replicas = NO_REPLICAS) -> None:
         self.connection = connection
         self.prefix = prefix
         self.retention = retention
+        self.definitions = definitions
         self.replicas = replicas
         self._begin = connection.register_script(scripts.BEGIN)
         self._store_page = connection.register_script(scripts.STORE_PAGE)
@@ -66,8 +79,10 @@ class BatchWriter:
     def begin(self, lease: BatchLease) -> str:
         """Record that a batch started; older batches still running are abandoned."""
         keys = StreamKeys(self.prefix, lease.stream)
-        status = self._begin(keys=[keys.batch(lease.version), keys.batches],
+        status = self._begin(keys=[keys.batch(lease.version), keys.batches, keys.seq],
                              args=[lease.version, lease.token, now_iso()])
+        if status == "foreign":  # of a deleted stream: leave the new stream's batches be
+            return str(status)
         older = self.connection.zrevrangebyscore(keys.batches, f"({lease.version}", "-inf",
                                                  start=0, num=5)
         for version in older:
@@ -76,26 +91,34 @@ class BatchWriter:
         return str(status)
 
     def store_packed(self, lease: BatchLease, page: int, members: str, scores: str,
-                     count: int) -> int:
-        """Stage one packed page (members joined by newlines, scores by spaces).
+                     count: int, part: tuple[int, int] = (1, 1)) -> int:
+        """Stage one packed page, or part `part[0]` of `part[1]` of it (members joined by
+        newlines, scores by spaces), within the stream's `batch_limits`.
 
-        Returns STAGING_EXPIRED, -1 (the batch ended), 0 (already stored), 1 (stored) or
-        WHOLE (every page is in: stored now, or before by a consumer that died settling).
-        Raises BadRecord, with nothing of the page written, for a score that is no number.
+        Returns TOO_LARGE (the batch failed now, over its budget), STAGING_EXPIRED, -1 (the
+        batch ended), 0 (already stored), 1 (stored) or WHOLE (every page is in: stored now,
+        or before by a consumer that died settling). Raises BadRecord, with nothing of the
+        page written, for a score that is no number.
         """
         keys = StreamKeys(self.prefix, lease.stream)
+        definition = self.definitions.get(lease.stream)
+        limits = definition.batch_limits if definition else BatchLimits()
         try:
-            return int(self._store_page(
+            verdict = int(self._store_page(
                 keys=[keys.batch(lease.version), keys.records(lease.version),
-                      keys.pages(lease.version), keys.lock, keys.batches],
+                      keys.pages(lease.version), keys.lock, keys.batches, keys.seq],
                 args=[lease.version, page, count, self.retention.staging_ttl_ms, lease.value,
-                      self.retention.lock_ttl_ms, members, scores]))
+                      self.retention.lock_ttl_ms, members, scores, part[0], part[1],
+                      limits.max_records, limits.max_bytes, now_iso()]))
         except ResponseError as exc:
             bad = _BAD_RECORD.match(str(exc))
             if bad is None:
                 raise
             raise BadRecord(int(bad["page"]), int(bad["position"]),
                             f"score {bad['score']!r} is not a number") from None
+        if verdict == TOO_LARGE:
+            self._retire(keys)
+        return verdict
 
     def keep_change_data(self, stream: str, version: int) -> bool:
         """Make a settled batch's change data permanent again (see KEEP_CHANGE_DATA)."""
@@ -112,41 +135,40 @@ class BatchWriter:
         args: list[str | int | float] = [version, pages, records, lease.token]
         for field, value in (info or {}).items():
             args += [field, value]
-        return str(self._complete(keys=[keys.batch(version), keys.batches], args=args))
+        return str(self._complete(keys=[keys.batch(version), keys.batches, keys.seq],
+                                  args=args))
 
-    def try_publish(self, stream: str, version: int,
-                    extra: dict[str, str] | None = None) -> str:
+    def try_publish(self, stream: str, version: int, extra: dict[str, str] | None = None,
+                    losers: list[str] | None = None) -> str:
         """Publish the batch if it is whole and still owns the stream; return the verdict.
 
+        `losers` leave the records in the same step (records an equal key replaced).
         Verdicts: published, waiting (pages missing), staging_expired (what is stored falls
         short of the totals), not_running, superseded, stale.
         """
-        return self._commit(stream, version, "auto", "", extra)
+        return self._commit(stream, version, "auto", "", extra, losers)
 
     def quarantine(self, stream: str, version: int, reason: str,
-                   extra: dict[str, str] | None = None) -> str:
+                   extra: dict[str, str] | None = None, losers: list[str] | None = None
+                   ) -> str:
         """Keep a whole batch unpublished as `quarantined` (a gate refused it)."""
-        return self._commit(stream, version, "quarantine", reason, extra)
+        return self._commit(stream, version, "quarantine", reason, extra, losers)
 
     def publish_quarantined(self, stream: str, version: int) -> str:
         """Publish a quarantined batch by hand; verdicts: published, stale, not_quarantined."""
-        return self._commit(stream, version, "manual", "", None)
+        return self._commit(stream, version, "manual", "", None, None)
 
     def discard(self, stream: str, version: int) -> str:
-        """Discard a quarantined batch; its records expire after the grace period."""
-        status = self.finish(stream, version, "discarded",
-                             {"kind": "discarded", "message": "discarded by hand"},
-                             required="quarantined")
-        if status == "discarded":
-            keys = StreamKeys(self.prefix, stream)
-            self._expire_once([keys.digests(version), keys.changes(version)])
-        return status
+        """Discard a quarantined batch: its records go at once."""
+        return self.finish(stream, version, "discarded",
+                           {"kind": "discarded", "message": "discarded by hand"},
+                           required="quarantined")
 
     def _commit(self, stream: str, version: int, mode: str, reason: str,
-                extra: dict[str, str] | None) -> str:
+                extra: dict[str, str] | None, losers: list[str] | None) -> str:
         keys = StreamKeys(self.prefix, stream)
         args: list[str | int | float] = [version, now_iso(), self.retention.grace_seconds,
-                                         mode, reason]
+                                         mode, reason, "\n".join(losers or ())]
         for field, value in (extra or {}).items():
             args += [field, value]
         verdict = str(self._publish(
@@ -155,43 +177,84 @@ class BatchWriter:
             args=args))
         if verdict in ("published", "quarantined"):
             self.replicas.wait(keys.current)  # acknowledged only once a replica has it
-        if verdict == "published":
-            self._retire_old_versions(keys, version)
+        if verdict in ("published", "quarantined", "superseded", "stale"):
+            self._retire(keys)
         return verdict
 
     def finish(self, stream: str, version: int, status: str, error: dict[str, object],
-               required: str = "running") -> str:
-        """End a batch unpublished (failed, abandoned, cancelled); return its final status."""
+               required: str = "running", token: str = "") -> str:
+        """End a batch unpublished (failed, abandoned, cancelled, discarded); its records
+        and staging go at once. Return its final status (`foreign`: the batch named by
+        `token` is not this stream's)."""
         keys = StreamKeys(self.prefix, stream)
+        final = self._end(keys, version, status, error, token, required)
+        if final == status:
+            self._retire(keys)
+        return final
+
+    def _end(self, keys: StreamKeys, version: int, status: str, error: dict[str, object],
+             token: str = "", required: str = "running") -> str:
         return str(self._finish(
             keys=[keys.batch(version), keys.records(version), keys.pages(version), keys.lock,
-                  keys.batches],
-            args=[version, status, now_iso(), orjson.dumps(error).decode(),
-                  self.retention.grace_seconds, required]))
+                  keys.batches, keys.seq, keys.deliveries(version), keys.digests(version),
+                  keys.changes(version)],
+            args=[version, status, now_iso(), orjson.dumps(error).decode(), token,
+                  required]))
 
-    def _retire_old_versions(self, keys: StreamKeys, published: int) -> None:
-        """Let replaced versions beyond the newest `keep_versions` expire; trim history."""
-        older = [_int(v) for v in self.connection.zrevrangebyscore(
-            keys.batches, f"({published}", "-inf")]
+    def fail_full(self, lease: BatchLease) -> str:
+        """End a batch `failed` (`store_full`) when Redis refused one of its writes for
+        memory; its staged records go first, so the failure can be written."""
+        return self.finish(lease.stream, lease.version, "failed", STORE_FULL,
+                           token=lease.token)
+
+    def _retire(self, keys: StreamKeys) -> None:
+        """Bound what the stream keeps, after any batch ended (best effort when full).
+
+        The newest `keep_versions` published versions stay readable; only the current
+        one keeps its digests; the newest `change_history` keep their change sets; of the
+        quarantined batches only the newest, if newer than the current version, stays
+        (the others are discarded and their records go at once); the history keeps the
+        newest `history_length` batches (and the current version, always).
+        """
+        try:
+            self._bound(keys)
+        except RedisError as exc:
+            if not out_of_memory(exc):
+                raise
+            log.warning("history not trimmed stream=%s: Redis is full", keys.stream)
+
+    def _bound(self, keys: StreamKeys) -> None:
+        versions = [_int(v) for v in self.connection.zrevrange(keys.batches, 0, -1)]
         with self.connection.pipeline(transaction=False) as pipe:
-            for version in older:
+            pipe.get(keys.current)
+            for version in versions:
                 pipe.hget(keys.batch(version), "status")
-            statuses = pipe.execute()
-        complete = [v for v, status in zip(older, statuses, strict=True) if status == "complete"]
-        doomed = [keys.records(v) for v in complete[self.retention.keep_versions - 1:]]
-        # Only the current version's digests are read (to diff the next batch).
-        doomed += [keys.digests(v) for v in complete]
-        # A change set can be as large as its batch: keep the newest few, not all history.
-        doomed += [keys.changes(v) for v in complete[self.retention.change_history - 1:]]
-        # A quarantined batch older than the published one can never be published now.
-        doomed += [name for v, status in zip(older, statuses, strict=True)
-                   if status == "quarantined"
-                   for name in (keys.records(v), keys.digests(v), keys.changes(v))]
-        trimmed = older[self.retention.history_length - 1:]
-        doomed += [name for v in trimmed for name in (keys.batch(v), keys.changes(v))]
+            current_raw, *statuses = pipe.execute()
+        current = _int(current_raw or 0)
+        status_of = dict(zip(versions, statuses, strict=True))
+        complete = [v for v in versions if status_of[v] == "complete" and v <= current]
+        doomed = [keys.records(v) for v in complete[self.retention.keep_versions:]]
+        doomed += [keys.digests(v) for v in complete if v != current]
+        doomed += [keys.changes(v) for v in complete[self.retention.change_history:]]
+        held = [v for v in versions if status_of[v] == "quarantined"]  # newest first
+        for version in held:
+            if version < current:
+                self._drop_quarantined(keys, version, f"version {current} was published")
+            elif version != held[0]:
+                self._drop_quarantined(keys, version, f"batch {held[0]} was quarantined")
+        trimmed = [v for v in versions[self.retention.history_length:] if v != current]
+        doomed += [name for v in trimmed for name in (
+            keys.batch(v), keys.records(v), keys.pages(v), keys.deliveries(v),
+            keys.digests(v), keys.changes(v))]
         self._expire_once(doomed)
         if trimmed:
             self.connection.zrem(keys.batches, *trimmed)
+
+    def _drop_quarantined(self, keys: StreamKeys, version: int, why: str) -> None:
+        """Discard a quarantined batch that can never be published, or that a newer
+        quarantined batch replaced; its records go at once."""
+        self._end(keys, version, "discarded", {"kind": "discarded", "message": f"{why} after it"},
+                  required="quarantined")
 
     def _expire_once(self, names: list[str]) -> None:
         """Give each key the grace period unless it already has a TTL (Redis 6.2: no NX)."""

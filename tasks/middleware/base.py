@@ -68,9 +68,15 @@ class Tally:
 
 
 class Middleware:
-    """Base of every middleware; subclasses override `apply` (and maybe `finish`)."""
+    """Base of every middleware; subclasses override `apply` (and maybe `finish`).
+
+    `context_fields` names the top-level fields whose values it takes from the batch
+    context (fetch time, version, page, ...) rather than from the upstream: they change
+    with every batch, so the change feed does not count them as changes.
+    """
 
     type = "custom"
+    context_fields: tuple[str, ...] = ()
 
     def __init__(self, key_path: str = "id") -> None:
         self.tally = Tally(key_path)

@@ -2,7 +2,9 @@
 
 The chain guards each step: a step that raises (or returns something other than a list)
 fails the batch with a `MiddlewareError` naming the step's index and type. Its counts
-are `stats()`, which the worker sends with the batch totals into the batch metadata.
+are `stats()`, which the worker sends with the batch totals into the batch metadata,
+with the fields steps set from the batch context (`context_fields`: the change feed
+ignores them).
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ class Chain:
                  for index, step in enumerate(self.steps)]
         totals = {name: sum(step[name] for step in steps)
                   for name in ("dropped", "failed", "quarantined")}
-        return {**totals, "steps": steps}
+        context = sorted({name for step in self.steps for name in step.context_fields})
+        return {**totals, "context_fields": context, "steps": steps}
 
 
 def build_step(index: int, spec: Any, key_path: str, prefixes: Sequence[str]) -> Middleware:

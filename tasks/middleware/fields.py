@@ -91,7 +91,7 @@ class AddFields(RecordMiddleware):
     def __init__(self, spec: AddFieldsSpec, key_path: str) -> None:
         super().__init__(key_path)
         self.constants = spec.fields
-        self.context_fields = spec.context
+        self.context_fields = tuple(spec.context)
 
     def one(self, record: Obj, context: BatchContext) -> Obj | None:
         values = {"_fetched_at": context.fetched_at, "_batch_version": context.version,

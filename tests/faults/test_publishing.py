@@ -1,4 +1,5 @@
-"""Faults 6 and 7: readers while a batch is published every second; the publish gate."""
+"""Faults 6 and 7: readers while a batch is published every second; the publish gate (at
+its default), and the history of a stream whose every batch fails."""
 
 from __future__ import annotations
 
@@ -147,7 +148,7 @@ def test_publish_gate_quarantines_then_publish_or_discard(system: System, api: A
                                                           upstream: Upstream,
                                                           name: str) -> None:
     upstream.feed(name, catalogue(20, "full"), page_size=10)
-    api.define(name, upstream.url(name), publish_gate={"max_drop_ratio": 0.5})
+    api.define(name, upstream.url(name))  # the default gate: losing more than half
 
     def batch_now() -> dict[str, Any]:
         before = len(api.batches(name))
@@ -174,5 +175,33 @@ def test_publish_gate_quarantines_then_publish_or_discard(system: System, api: A
     assert answer.status_code == 200 and answer.json()["batch"]["status"] == "discarded"
     again = api.call("POST", f"/streams/{name}/batches/{empty['version']}/publish")
     assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
-    api.stop(name)
     assert api.current_version(name) == shrunk["version"]
+
+    api.define(name, upstream.url(name), publish_gate={"max_drop_ratio": None})  # off
+    upstream.feed(name, catalogue(1, "tiny"), page_size=10)
+    assert batch_now()["status"] == "complete"
+    api.stop(name)
+    assert api.read_all(name)[1] == catalogue(1, "tiny")
+
+
+def test_a_stream_failing_every_tick_keeps_a_bounded_history(system: System, api: Api,
+                                                             upstream: Upstream,
+                                                             name: str) -> None:
+    feed = upstream.feed(name, catalogue(10, "ok"), page_size=10)
+    api.define(name, upstream.url(name))
+    api.start(name, interval_seconds=1)
+    current = wait_for(lambda: api.current_version(name), what="first batch")
+    feed.status = 404  # every later batch fails at once (404 is not retried)
+
+    keys = StreamKeys("ds", name)
+    wait_for(lambda: int(system.redis.get(keys.seq) or 0) >= current + 8, timeout=60,
+             what="eight batches after the first")
+    api.stop(name)
+    wait_for(lambda: api.status(name)["in_progress"] is None, what="the last batch to end")
+
+    index = [int(v) for v in system.redis.zrevrange(keys.batches, 0, -1)]
+    assert {b["status"] for b in api.batches(name)[:-1]} == {"failed"}
+    assert len(index) <= 4 + 1 and index[-1] == current  # HISTORY_LENGTH 4, and current
+    assert api.read_all(name) == (current, catalogue(10, "ok"))
+    print(f"\nfailing every tick: {max(index) - current} batches failed, the history kept "
+          f"{len(index)} (HISTORY_LENGTH 4 + the current version)")

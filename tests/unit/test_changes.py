@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.extensions import Store
+from app.store import changesets
 from app.store.keys import StreamKeys
 from config.streams import StreamDefinition
 from tests.support.seed import Seeder
@@ -43,7 +44,8 @@ def test_one_batch_reports_added_updated_removed(s: Store, seed: Seeder,
     assert body["removed"] == [3]
     assert body["next_cursor"] is None
     assert s.reader.batch("s", second)["changes"] == {
-        "from": first, "added": 1, "updated": 1, "removed": 1, "unkeyed": 0, "duplicates": 0}
+        "from": first, "added": 1, "updated": 1, "removed": 1}
+    assert s.reader.batch("s", second)["duplicates_dropped"] == 0
 
 
 def test_since_zero_lists_everything_as_added(s: Store, seed: Seeder, client: FlaskClient) -> None:
@@ -151,3 +153,94 @@ def test_digests_missing_are_rebuilt_from_records(s: Store, seed: Seeder, client
     seed.publish("s", [{"id": 1, "v": 2}, {"id": 2}])
 
     assert changes(client, since=first)["updated"] == [{"id": 1, "v": 2}]
+
+
+def test_a_batch_holds_one_record_per_key_the_last(s: Store, seed: Seeder, client: FlaskClient
+                                                   ) -> None:
+    records = [{"id": 1, "v": "first"}, {"id": 2, "v": "x"}, {"id": 2, "v": "x"},
+               {"id": 1, "v": "second"}, {"id": 3, "v": "y"}]
+    batch = seed.send("s", records, page_size=2)  # the duplicates sit on other pages
+
+    assert [r["v"] for r in client.get("/streams/s/data").json["records"]] == [
+        "x", "second", "y"]
+    published = s.reader.batch("s", batch.version)
+    assert (published["records_received"], published["records"]) == (5, 3)
+    assert published["duplicates_dropped"] == 2  # one same-key record, one identical
+    assert published["records_stored"] == 3  # lowered by the losers the publish removed
+    assert changes(client, since=0)["added"] == [{"id": 1, "v": "second"}, {"id": 2, "v": "x"},
+                                                 {"id": 3, "v": "y"}]
+
+
+def test_the_last_record_of_a_key_wins_in_order_by_order(s: Store, seed: Seeder,
+                                                         client: FlaskClient) -> None:
+    seed.send("s", [{"id": 1, "at": 20, "v": "new"}, {"id": 1, "at": 10, "v": "old"}],
+              order_by="at")
+
+    assert client.get("/streams/s/data").json["records"] == [{"id": 1, "at": 20, "v": "new"}]
+
+
+def test_records_without_the_key_fail_the_batch_naming_the_key(store: Store, seed: Seeder,
+                                                               redis: fakeredis.FakeRedis
+                                                               ) -> None:
+    store.definitions.put("s", StreamDefinition.model_validate(
+        {"source": {"url": "http://127.0.0.1:1/x"}, "key": "uuid"}))
+    first = seed.publish("s", [{"uuid": "a"}])
+
+    batch = seed.send("s", [{"uuid": "a"}, {"id": 2, "name": "b"}, {"id": 3, "uuid": None}])
+
+    failed = store.reader.batch("s", batch.version)
+    assert failed["status"] == "failed"
+    assert failed["error"] == {
+        "kind": "missing_key", "key": "uuid", "records": 2,
+        "message": "2 of 3 records have no value at the stream's key 'uuid' (the first has "
+                   "fields id, name); fix the definition's `key` or its middleware"}
+    assert store.reader.current_version("s") == first
+    assert not redis.exists(KEYS.records(batch.version), KEYS.changes(batch.version))
+    assert store.locks.holder("s") is None
+
+
+def test_fields_from_the_batch_context_are_not_changes(s: Store, seed: Seeder,
+                                                       client: FlaskClient) -> None:
+    def fetched(version: int, changed: set[int]) -> list[dict[str, Any]]:
+        return [{"id": i, "price": i + (100 if i in changed else 0),
+                 "_fetched_at": f"t{version}", "_batch_version": version}
+                for i in range(1003)]
+
+    info = {"middleware": {"context_fields": ["_batch_version", "_fetched_at"]}}
+    first = seed.send("s", fetched(1, set()), page_size=100, info=info).version
+    changed = set(range(0, 1000, 100))
+    second = seed.send("s", fetched(2, changed), page_size=100, info=info).version
+
+    assert s.reader.batch("s", second)["changes"] == {
+        "from": first, "added": 0, "updated": 10, "removed": 0}
+    updated = changes(client, since=first, limit=1000)["updated"]
+    assert sorted(r["id"] for r in updated) == sorted(changed)
+    assert {r["_batch_version"] for r in updated} == {2}  # the records as now served
+
+
+def test_a_second_settle_of_a_published_batch_writes_nothing(s: Store, seed: Seeder,
+                                                             redis: fakeredis.FakeRedis
+                                                             ) -> None:
+    first = seed.publish("s", [{"id": 1}, {"id": 2}])
+    second = seed.publish("s", [{"id": 2}, {"id": 2, "v": 1}, {"id": 3}])
+    before = redis.zrange(KEYS.changes(second), 0, -1)
+
+    late = s.change_sets.compute("s", second, first, "id")  # a slow consumer, after publish
+
+    assert late.losers == [] and late.kept == 2
+    assert redis.zrange(KEYS.changes(second), 0, -1) == before
+    assert redis.ttl(KEYS.changes(second)) == -1 and redis.ttl(KEYS.digests(second)) == -1
+
+
+def test_changed_records_beyond_the_memory_bound_are_read_again(
+        s: Store, seed: Seeder, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(changesets, "PENDING_BYTES", 0)  # keep none: read every one again
+    first = seed.send("s", [{"id": i, "v": 0} for i in range(1003)], page_size=100).version
+    updated = {3, 500, 999}
+    seed.send("s", [{"id": i, "v": int(i in updated)} for i in range(1, 1003)]
+              + [{"id": 0, "v": 0}, {"id": 5000, "v": 0}], page_size=100)
+
+    assert len(changes(client, since=0, limit=2000)["added"]) == 1004
+    body = changes(client, since=first, limit=2000)
+    assert sorted(r["id"] for r in body["updated"]) == sorted(updated)
+    assert (body["added"], body["removed"]) == ([{"id": 5000, "v": 0}], [])

@@ -86,7 +86,7 @@ def test_incremental_batches_upsert_delete_and_a_refresh_finds_hard_deletes(
     assert sorted(catalog.detail_ids()) == ["2", "8"]  # not 7, refetched at the boundary
     assert second["incremental"]["skipped"] == 1
     assert second["changes"] == {"from": first["version"], "added": 1, "updated": 1,
-                                 "removed": 1, "unkeyed": 0, "duplicates": 0}
+                                 "removed": 1}
     feed = store.change_feed.read("shop", first["version"], second["version"], limit=100)
     assert (len(feed.added), len(feed.updated), feed.removed) == (1, 1, ["3"])
 

@@ -58,9 +58,9 @@ def test_a_page_with_a_score_that_is_no_number_fails_its_batch_writing_nothing(
     assert failed["status"] == "failed"
     assert failed["error"]["kind"] == "bad_record"
     assert (failed["error"]["page"], failed["error"]["position"]) == (2, 2)
-    assert redis.hkeys(KEYS.pages(batch.version)) == ["1"]
-    assert redis.zcard(KEYS.records(batch.version)) == 1
-    assert failed["pages_received"] == 1
+    assert (failed["pages_received"], failed["records_received"]) == (1, 1)
+    # Then the failed batch freed its staging at once, as every unpublished batch does.
+    assert not redis.exists(KEYS.pages(batch.version), KEYS.records(batch.version))
     assert s.locks.holder("s") is None
 
 

@@ -72,8 +72,8 @@ def test_an_update_keeps_its_place_new_records_go_last_deletes_go(
     assert served(store) == [{"id": 1, "v": 0}, {"id": 3, "v": 1}, {"id": 4, "v": 0},
                              {"id": 5, "v": 0}, {"id": 9, "v": 1}, {"id": 7, "v": 1}]
     meta = store.reader.batch("s", batch.version)
-    assert meta["changes"] == {"from": v1, "added": 2, "updated": 1, "removed": 1,
-                               "unkeyed": 0, "duplicates": 0}
+    assert meta["changes"] == {"from": v1, "added": 2, "updated": 1, "removed": 1}
+    assert meta["duplicates_dropped"] == 0
     assert (meta["records"], meta["previous"], meta["base"]) == (6, v1, v1)
     keys = StreamKeys(store.prefix, "s")
     assert int(store.connection.hget(keys.batch(batch.version), "records_stored")) == 6
@@ -128,7 +128,7 @@ def test_a_base_that_is_no_longer_current_is_never_merged(seed: Seeder, store: S
     assert [record["id"] for record in served(store)] == [5, 6, 7, 8, 9]
 
 
-def test_a_quarantined_merge_cannot_be_published_once_its_base_moved(
+def test_a_quarantined_merge_cannot_be_published_once_a_newer_version_is(
         seed: Seeder, store: Store) -> None:
     define(store, publish_gate={"max_drop_ratio": 0.2})
     v1 = full(seed, store, [{"id": i} for i in range(10)])
@@ -138,7 +138,8 @@ def test_a_quarantined_merge_cannot_be_published_once_its_base_moved(
         "quarantine_reason"]
     full(seed, store, [{"id": i} for i in range(10)])
 
-    assert store.writer.publish_quarantined("s", held.version) == "stale"
+    assert store.writer.publish_quarantined("s", held.version) != "published"
+    assert seed.status("s", held.version) == "discarded"
 
 
 def test_two_consumers_merging_at_once_build_one_exact_version(
@@ -206,3 +207,18 @@ def test_changes_whose_staging_expired_fail_instead_of_publishing_less(
     meta = store.reader.batch("s", batch.version)
     assert meta["status"] == "failed" and meta["error"]["kind"] == "staging_expired"
     assert store.reader.current_version("s") == v1
+
+
+def test_a_record_that_differs_only_in_context_fields_is_no_change(
+        seed: Seeder, store: Store) -> None:
+    define(store, middleware=[{"type": "add_fields", "context": ["_fetched_at"]}])
+    info = {"incremental": state(store, "full"), "middleware": {"context_fields": ["_fetched_at"]}}
+    v1 = seed.publish("s", [{"id": 1, "_fetched_at": "a"}, {"id": 2, "_fetched_at": "a"}],
+                      info=info)
+    batch = seed.batch("s")
+    batch.outbox.page(1, [(float(PAGE_STRIDE), encode({"id": 1, "_fetched_at": "b"}))])
+    batch.sizes[1] = 1
+    batch.complete({"base": str(v1), "incremental": state(store, "incremental"),
+                    "middleware": {"context_fields": ["_fetched_at"]}})
+
+    assert seed.status("s", batch.version) == "unchanged"

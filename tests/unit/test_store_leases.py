@@ -103,3 +103,15 @@ def test_the_heartbeat_tells_when_the_lease_is_gone(redis: fakeredis.FakeRedis) 
     with Heartbeat(locks, lease, 0.02) as heartbeat:
         locks.release(lease)  # as a cancel does
         assert heartbeat.lost.wait(2)
+
+
+def test_a_deleted_stream_leaves_no_orphan_for_the_next_lease(
+        store: Store, seed: Seeder, client: FlaskClient) -> None:
+    store.definitions.put("s", StreamDefinition.model_validate(DEFINITION))
+    seed.publish("s", [{"id": 1}])
+    assert client.delete("/streams/s").status_code == 204  # its `seq` goes with the rest
+
+    lease = store.locks.acquire_once("s", "tick-after-delete")
+
+    assert isinstance(lease, BatchLease) and (lease.version, lease.took_over) == (1, 0)
+    assert store.reader.batches("s") == []  # no `abandoned` row of the deleted stream

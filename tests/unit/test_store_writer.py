@@ -11,6 +11,7 @@ from app.publish import settle as settle_batch
 from app.store import build_store
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
+from config import defaults
 from config.streams import StreamDefinition
 from tests.support.seed import Seeder
 
@@ -75,7 +76,7 @@ def test_second_batch_replaces_first_and_first_stays_readable(s: Store, seed: Se
     assert s.reader.batch("s", second)["previous"] == first
 
 
-def test_failed_batch_is_never_visible_and_its_staging_expires(
+def test_failed_batch_is_never_visible_and_its_staging_goes_at_once(
         s: Store, seed: Seeder, redis: fakeredis.FakeRedis) -> None:
     seed.publish("s", [{"id": 1}])
     bad = seed.batch("s")
@@ -86,7 +87,8 @@ def test_failed_batch_is_never_visible_and_its_staging_expires(
     bad.complete(pages=1, records=1)
     assert settle_batch(s, "s", bad.version) == "not_running"
     assert served(s) == ['{"id":1}']
-    assert 0 < redis.ttl(StreamKeys("ds", "s").records(bad.version)) <= 600
+    keys = StreamKeys("ds", "s")
+    assert not redis.exists(keys.records(bad.version), keys.pages(bad.version))
     failed = s.reader.batch("s", bad.version)
     assert failed["status"] == "failed"
     assert failed["error"] == {"kind": "timeout", "message": "x"}
@@ -108,7 +110,8 @@ def test_a_batch_whose_lease_lapsed_is_abandoned_when_another_takes_over(
     assert s.reader.current_version("s") is None
     abandoned = s.reader.batch("s", late.version)
     assert abandoned["status"] == "abandoned" and abandoned["error"]["kind"] == "worker_lost"
-    assert 0 < redis.ttl(StreamKeys("ds", "s").records(late.version)) <= 600
+    # Its records went at once, as those of every batch that ends unpublished.
+    assert not redis.exists(StreamKeys("ds", "s").records(late.version))
 
 
 def test_an_older_batch_never_publishes_over_a_newer_one(
@@ -153,7 +156,7 @@ def test_empty_batch_is_quarantined_then_published_by_hand(s: Store, seed: Seede
 
     assert seed.status("s", empty.version) == "quarantined"
     assert served(s) == ['{"id":1}']
-    assert s.reader.batch("s", empty.version)["quarantine_reason"] == "empty_batch"
+    assert s.reader.batch("s", empty.version)["quarantine_reason"].startswith("empty_batch")
     assert s.writer.publish_quarantined("s", empty.version) == "published"
     assert s.reader.current_version("s") == empty.version
     assert served(s) == []
@@ -193,3 +196,104 @@ def test_change_sets_outside_the_change_history_expire(app: Flask, redis: fakere
     ttls = [redis.ttl(StreamKeys("ds", "s").changes(v)) for v in versions]
     assert ttls[-2:] == [-1, -1]
     assert all(0 < ttl <= 600 for ttl in ttls[:2])
+
+
+def test_a_newer_quarantined_batch_discards_the_older_one(s: Store, seed: Seeder,
+                                                          redis: fakeredis.FakeRedis) -> None:
+    seed.publish("s", [{"id": n} for n in range(10)])
+    held = [seed.send("s", [{"id": 1}]).version for _ in range(3)]  # each loses 90 %
+
+    keys = StreamKeys("ds", "s")
+    assert [seed.status("s", v) for v in held] == ["discarded", "discarded", "quarantined"]
+    assert [bool(redis.exists(keys.records(v))) for v in held] == [False, False, True]
+    older = s.reader.batch("s", held[0])
+    assert older["error"]["message"] == f"batch {held[1]} was quarantined after it"
+    assert s.writer.publish_quarantined("s", held[2]) == "published"
+
+
+def test_a_quarantined_batch_older_than_the_published_one_is_discarded(
+        s: Store, seed: Seeder, redis: fakeredis.FakeRedis) -> None:
+    seed.publish("s", [{"id": n} for n in range(10)])
+    held = seed.send("s", []).version
+
+    newer = seed.publish("s", [{"id": n} for n in range(10)])
+
+    assert seed.status("s", held) == "discarded"
+    assert not redis.exists(StreamKeys("ds", "s").records(held))
+    assert s.reader.batch("s", held)["error"]["message"] == (
+        f"version {newer} was published after it")
+
+
+def test_history_is_trimmed_whenever_a_batch_ends(app: Flask, redis: fakeredis.FakeRedis
+                                                  ) -> None:
+    app.extensions["store"] = store = build_store(redis, {**app.config, "HISTORY_LENGTH": 3})
+    define(store)
+    seed = Seeder(app)
+    current = seed.publish("s", [{"id": 1}])
+    failed = []
+    for _ in range(6):  # a stream that fails every tick
+        batch = seed.batch("s")
+        batch.page([{"id": 2}])
+        batch.fail()
+        failed.append(batch.version)
+
+    keys = StreamKeys("ds", "s")
+    assert [int(v) for v in redis.zrevrange(keys.batches, 0, -1)] == [*failed[:-4:-1], current]
+    assert all(0 < redis.ttl(keys.batch(v)) <= 600 for v in failed[:3])
+    assert redis.ttl(keys.batch(current)) == -1
+    assert served(store) == ['{"id":1}']
+
+
+def test_a_batch_over_its_record_budget_fails_too_large(store: Store, seed: Seeder,
+                                                        redis: fakeredis.FakeRedis) -> None:
+    define(store, batch_limits={"max_records": 5})
+    batch = seed.batch("s")
+    batch.page([{"id": 1}, {"id": 2}])
+    batch.page([{"id": 3}, {"id": 4}])
+
+    batch.page([{"id": 5}, {"id": 6}])
+
+    failed = store.reader.batch("s", batch.version)
+    assert failed["status"] == "failed"
+    assert failed["error"] == {"kind": "too_large", "page": 3, "message": (
+        "the batch exceeds its budget: max_records 5 (page 3 brings it to 6 records)")}
+    assert not redis.exists(StreamKeys("ds", "s").records(batch.version))
+    assert store.locks.holder("s") is None
+    batch.page([{"id": 7}])  # what the fetch still sends adds nothing
+    assert store.reader.batch("s", batch.version)["pages_received"] == 2
+
+
+def test_a_batch_over_its_byte_budget_fails_too_large(store: Store, seed: Seeder) -> None:
+    define(store, batch_limits={"max_bytes": 1000})
+    batch = seed.batch("s")
+    batch.page([{"id": n, "text": "x" * 100} for n in range(5)])  # about 600 bytes of JSON
+
+    batch.page([{"id": n, "text": "x" * 100} for n in range(5, 10)])
+
+    error = store.reader.batch("s", batch.version)["error"]
+    assert error["kind"] == "too_large" and "max_bytes 1000 (page 2 brings it to" in (
+        error["message"])
+
+
+def test_budgets_and_the_drop_gate_have_documented_defaults() -> None:
+    definition = StreamDefinition.model_validate({"source": {"url": "http://127.0.0.1:1/x"}})
+
+    assert definition.batch_limits.max_records == defaults.BATCH_MAX_RECORDS == 1_000_000
+    assert definition.batch_limits.max_bytes == defaults.BATCH_MAX_BYTES == 256 * 1024 * 1024
+    assert definition.publish_gate.max_drop_ratio == defaults.MAX_DROP_RATIO == 0.5
+    off = StreamDefinition.model_validate({"source": {"url": "http://127.0.0.1:1/x"},
+                                           "publish_gate": {"max_drop_ratio": None}})
+    assert off.publish_gate.max_drop_ratio is None
+
+
+def test_the_drop_gate_protects_by_default_and_can_be_turned_off(store: Store,
+                                                                 seed: Seeder) -> None:
+    define(store)
+    seed.publish("s", [{"id": n} for n in range(10)])
+    assert seed.status("s", seed.send("s", [{"id": n} for n in range(5)]).version) == "complete"
+    shrunk = seed.send("s", [{"id": 1}, {"id": 2}])  # 5 -> 2: loses 60 %
+    assert store.reader.batch("s", shrunk.version)["quarantine_reason"] == (
+        "drop_ratio: 2 records against 5 before (max drop 50%)")
+
+    define(store, publish_gate={"max_drop_ratio": None})
+    assert seed.status("s", seed.send("s", [{"id": 1}]).version) == "complete"

@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.extensions import Store
+from app.store.keys import StreamKeys
 from tests.support.seed import Seeder
 
 DEFINITION: dict[str, Any] = {
@@ -123,6 +124,49 @@ def test_delete_forgets_the_stream(client: FlaskClient) -> None:
 
     assert client.delete("/streams/orders").status_code == 204
     assert client.get("/streams/orders").status_code == 404
+
+
+def test_delete_removes_every_key_and_a_new_stream_of_the_name_starts_empty(
+        client: FlaskClient, store: Store, seed: Seeder) -> None:
+    client.put("/streams/orders", json=DEFINITION)
+    client.post("/streams/orders/start", json={"run_now": False})
+    seed.publish("orders", [{"id": 1}])
+    seed.publish("orders", [{"id": 1}, {"id": 2}])
+    store.rate_limits.block("orders", 60)
+    late = seed.batch("orders")  # in flight when the stream is deleted
+    late.page([{"id": 3}])
+    keys = StreamKeys("ds", "orders")
+
+    assert client.delete("/streams/orders").status_code == 204
+
+    assert list(store.connection.scan_iter(keys.pattern)) == []
+    assert list(store.connection.scan_iter("{redbeat}:stream:*")) == []
+    late.page([{"id": 4}], number=2)  # its fetch's last messages arrive late
+    late.complete()
+    late.fail()
+    assert store.connection.exists(keys.batch(late.version), keys.batches, keys.seq,
+                                   keys.records(late.version), keys.current) == 0
+    client.put("/streams/orders", json=DEFINITION)
+    fresh = client.get("/streams/orders").json
+    assert (fresh["current_version"], fresh["in_progress"], fresh["rate_limited_until"]) == (
+        None, None, None)
+    assert client.get("/streams/orders/batches").json["batches"] == []
+    first = seed.batch("orders")
+    late.outbox.begin()  # of the old batch 3, beyond the new sequence
+    assert seed.status("orders", first.version) == "running"
+    first.page([{"id": 9}])
+    first.complete()
+    assert seed.status("orders", first.version) == "complete" and first.version == 1
+    seed.batch("orders").fail()
+    third = seed.batch("orders")  # version 3 again, of the new stream
+    third.page([{"id": 10}])
+    assert third.version == late.version == 3
+
+    late.outbox.begin()  # the old batch 3's messages leave the new one alone
+    late.page([{"id": 5}], number=2)
+    late.fail()
+    batch = store.reader.batch("orders", 3)
+    assert (batch["status"], batch["records_received"]) == ("running", 1)
 
 
 def test_load_streams_command_registers_the_demo(runner: Any, client: FlaskClient,
