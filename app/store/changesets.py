@@ -232,7 +232,8 @@ class ChangeSets:
         neither add to a published change set nor give it an expiry.
         """
         meta = keys.batch(version)
-        with self.connection.pipeline() as pipe:
+        # transaction=True: a cluster client's pipeline WATCHes only in a transaction.
+        with self.connection.pipeline(transaction=True) as pipe:
             for _ in range(WRITE_ATTEMPTS):
                 try:
                     pipe.watch(meta)
