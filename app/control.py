@@ -1,4 +1,4 @@
-"""The commands of the API: define, start, stop, delete, describe and list streams.
+"""The commands of the API: define, start, stop, run now, delete, describe and list streams.
 
 Views call these with the store and the schedules; nothing here knows about HTTP.
 """
@@ -137,6 +137,25 @@ def cancel_in_flight(store: Store, name: str) -> int | None:
         observe_batch(name, "cancelled")
     store.locks.release(BatchLease(stream=name, version=version, token=token))
     return version if status == "cancelled" else None
+
+
+def run_now(store: Store, schedules: Schedules, name: str, *, full: bool = False
+            ) -> dict[str, Any]:
+    """Queue one batch of `name` now, running or stopped; Conflict while one is in flight.
+
+    A queued batch would only be skipped while another runs, hence the 409. With `full` it
+    first asks for a full batch (`FullRefresh`); the request stays until a batch takes it,
+    so a fetch that loses a race with a scheduled tick still leaves the next batch full.
+    """
+    require(store, name)
+    holder = store.locks.holder(name)
+    if holder is not None:
+        raise Conflict(f"batch {holder[1]} of {name!r} is in flight; retry when it has ended",
+                       details={"stream": name, "version": holder[1]})
+    if full:
+        store.full_refresh.ask(name)
+    return {"stream": name, **schedules.describe(name),
+            "queued_task": schedules.enqueue_now(name), "full_refresh": full}
 
 
 def describe(store: Store, schedules: Schedules, name: str) -> dict[str, Any]:

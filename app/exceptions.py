@@ -9,7 +9,8 @@
     │   ├── BatchNotReadable      the batch exists but is not complete   (400)
     │   ├── InvalidCursor         a cursor the store did not write       (400)
     │   ├── VersionExpired        the version left the history or expired (410)
-    │   └── ChangesExpired        the change sets since a version are gone (410)
+    │   ├── ChangesExpired        the change sets since a version are gone (410)
+    │   └── BaseVersionGone       an incremental batch's base version expired
     ├── ApiError                  answered to HTTP clients as {"error": {code, message, details}}
     │   ├── BadRequest            400 bad_request
     │   ├── Unauthorized          401 unauthorized
@@ -89,6 +90,10 @@ class VersionExpired(StoreError):
 
 class ChangesExpired(StoreError):
     """The change sets since a version are no longer all kept."""
+
+
+class BaseVersionGone(StoreError):
+    """The version an incremental batch was merged onto expired before the merge ended."""
 
 
 class ApiError(DataStreamsError):

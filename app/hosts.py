@@ -133,12 +133,16 @@ def check_url(url: str, allowed_hosts: Iterable[str], *,
 
 def source_url_errors(source: Any, allowed_hosts: Iterable[str], *,
                       resolve: Resolver | None = resolve_host) -> list[dict[str, str]]:
-    """Return one validation error per forbidden URL of a source (url, auth.token_url)."""
+    """Return one validation error per forbidden URL of a source (url, auth.token_url,
+    details.url)."""
     policy = HostPolicy(allowed_hosts)
     urls = [("source.url", source.url)]
     token_url = getattr(source.auth, "token_url", None)
     if token_url:
         urls.append(("source.auth.token_url", token_url))
+    details = getattr(getattr(source, "details", None), "url", "")
+    if details and "{" not in urlsplit(details).netloc:  # a host filled per record: at fetch
+        urls.append(("source.details.url", details))
     errors = []
     for field, url in urls:
         try:

@@ -8,9 +8,9 @@ filter (`app.ops.logs`), the URLs the worker shows in errors (`tasks.upstream.ur
 the definition answered to readers (`definition`) all use it.
 
 A definition is answered with the values that can carry a secret replaced by
-``REDACTED``: user info of `source.url` and `auth.token_url`, their secret query values,
-secret-named `params`, `auth.extra_params` and body or custom-middleware option fields,
-and the value of every header but a few plain ones. The names of secret environment
+``REDACTED``: user info of `source.url`, `details.url` and `auth.token_url`, their secret
+query values, secret-named `params`, `auth.extra_params` and body or custom-middleware
+option fields, and the value of every header but a few plain ones. The names of secret environment
 variables (``*_env``) are not secrets and stay visible.
 """
 
@@ -83,6 +83,9 @@ def definition(dumped: dict[str, Any]) -> dict[str, Any]:
                         for name, value in (source.get("params") or {}).items()}
     source["headers"] = headers(source.get("headers") or {})
     source["body"] = fields(source.get("body"))
+    if (source.get("details") or {}).get("url"):
+        source["details"] = {**source["details"],
+                             "url": url(source["details"]["url"], query_key)}
     if auth:
         if auth.get("token_url"):
             auth["token_url"] = url(auth["token_url"])

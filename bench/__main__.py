@@ -2,7 +2,8 @@
 
     python -m bench            N = 10k, 100k, 1M (about 10 minutes)
     python -m bench --quick    N = 10k, 100k only
-    python -m bench --only ingest,publish,reads,memory,scaling,compression,listing,cluster,delivery
+    python -m bench --only ingest,publish,incremental,reads,memory,scaling,compression,\
+                           listing,cluster,delivery
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import sys
 import time
 from typing import Any
 
-from bench import cluster, delivery, http, ingest, memory, publish, reads, report
+from bench import cluster, delivery, http, incremental, ingest, memory, publish, reads, report
 from bench.env import World, machine
 
 FULL = (10_000, 100_000, 1_000_000)
 QUICK = (10_000, 100_000)
-PARTS = ("ingest", "publish", "reads", "memory", "scaling", "compression", "listing",
-         "cluster", "delivery")
+PARTS = ("ingest", "publish", "incremental", "reads", "memory", "scaling", "compression",
+         "listing", "cluster", "delivery")
 # Records of the delivery benchmark (the issue's size), in every mode.
 DELIVERY_RECORDS = 100_000
 
@@ -47,6 +48,10 @@ def run(parts: tuple[str, ...], sizes: tuple[int, ...], quick: bool) -> dict[str
                                         world.redis_server.url, n)
                                   for n in (1_000, *sizes[1:])]
             world.forget("ds:{publish-*")
+        if "incremental" in parts:
+            results["incremental"] = [_step(f"incremental {n}", incremental.measure,
+                                            world.redis_server.url, n) for n in sizes[1:]]
+            world.forget("ds:{incremental-*")
         if "delivery" in parts:
             results["delivery"] = _step("delivery", delivery.compare, world, DELIVERY_RECORDS)
         if "scaling" in parts:

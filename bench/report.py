@@ -44,6 +44,28 @@ def _publish(rows: list[dict[str, float]]) -> list[str]:
     return lines
 
 
+def _incremental(rows: list[dict[str, Any]], ingest: list[dict[str, float]]) -> list[str]:
+    fetched = {int(r["records"]): r["ours_s"] for r in ingest}
+    lines = ["### 2b. Incremental batch: 1,000 changes merged onto N records (target <= 0.1x "
+             "a full batch; no command > 100 ms)", "",
+             _row("records", "full batch s", "of which settle s", "incremental batch s",
+                  "of which settle s", "batch ratio", "ratio to table 1", "settle ratio",
+                  "Redis CPU s, full / incremental settle",
+                  "slowest command ms, full / incremental"),
+             _row(*["---"] * 10)]
+    for r in rows:
+        whole = fetched.get(int(r["records"]))
+        lines.append(_row(
+            _n(r["records"]), f"{r['full_batch_s']:.2f}", f"{r['full_settle_s']:.2f}",
+            f"{r['inc_batch_s']:.3f}", f"{r['inc_settle_s']:.3f}", f"{r['batch_ratio']:.3f}x",
+            f"{r['inc_batch_s'] / whole:.3f}x" if whole else "",
+            f"{r['settle_ratio']:.3f}x",
+            f"{r['full_redis_cpu_s']:.2f} / {r['inc_redis_cpu_s']:.2f}",
+            f"{r['full_slowest_ms']:.1f} ({r['full_slowest']}) / {r['inc_slowest_ms']:.1f} "
+            f"({r['inc_slowest']})"))
+    return lines
+
+
 def _reads(r: dict[str, float]) -> list[str]:
     return ["### 3. Reads, GET /data?limit=100, 16 connections (target >= 0.8x rps, "
             "p99 <= 1.5x)", "",
@@ -152,6 +174,8 @@ def tables(results: dict[str, Any]) -> str:
         blocks.append(_ingest(results["ingest"]))
     if "publish" in results:
         blocks.append(_publish(results["publish"]))
+    if "incremental" in results:
+        blocks.append(_incremental(results["incremental"], results.get("ingest", [])))
     if "reads" in results:
         blocks.append(_reads(results["reads"]))
     if "memory" in results:

@@ -2,15 +2,24 @@
 
 The pagination kinds form a union discriminated by `type`; each model forbids unknown
 fields so that a typo in a definition is a 422 at PUT time, not a surprise at fetch time.
+The options of incremental fetching, detail requests and CSV are in `config.incremental`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from config import defaults
+from config.incremental import CsvOptions, Details, Incremental
 from config.source_auth import Auth
 
 
@@ -101,6 +110,9 @@ class RateLimit(_Strict):
 
 
 JsonScalar = str | int | float | bool
+Format = Literal["json", "jsonl", "csv"]
+# Pagination that reads the next page from the answer's body needs a JSON body.
+_BODY_PATHS = ("next_url_path", "cursor_path", "total_path", "total_pages_path")
 
 
 class Source(_Strict):
@@ -134,6 +146,53 @@ class Source(_Strict):
                                   description="Most seconds one request may spend waiting.")
     retry_after_max: float = Field(default=120.0, ge=0, le=3600,
                                    description="Cap on a Retry-After or rate-limit wait, s.")
+    format: Format = Field(default="json", description="json, jsonl (a record per line) or "
+                                                       "csv (a header row, then records).")
+    csv: CsvOptions | None = None
+    incremental: Incremental | None = None
+    details: Details | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _records_at_top(cls, data: Any) -> Any:
+        """A JSON Lines or CSV answer is the list of records: records_path defaults to ''."""
+        if isinstance(data, dict) and data.get("format") in ("jsonl", "csv"):
+            data = {"records_path": "", **data}
+        return data
+
+    @field_validator("format")
+    @classmethod
+    def _format_fits(cls, value: str, info: ValidationInfo) -> str:
+        if value == "json":
+            return value
+        if info.data.get("records_path"):
+            raise ValueError(f"records_path applies to format json only, not {value}")
+        pagination = info.data.get("pagination")
+        used = [name for name in _BODY_PATHS if getattr(pagination, name, None)]
+        if used and pagination is not None:
+            raise ValueError(f"pagination {pagination.type} reads {used[0]} from a JSON body; "
+                             f"with format {value} use link_header, page_number, offset or "
+                             "none")
+        return value
+
+    @field_validator("csv")
+    @classmethod
+    def _csv_needs_csv(cls, value: CsvOptions | None, info: ValidationInfo
+                       ) -> CsvOptions | None:
+        if value is not None and info.data.get("format") != "csv":
+            raise ValueError("csv options apply to format csv only")
+        return value
+
+    @field_validator("incremental")
+    @classmethod
+    def _param_fits(cls, value: Incremental | None, info: ValidationInfo
+                    ) -> Incremental | None:
+        if value is None or value.param_in != "body":
+            return value
+        if info.data.get("method") != "POST" or not isinstance(info.data.get("body") or {},
+                                                                 dict):
+            raise ValueError("param_in 'body' needs method POST and an object body")
+        return value
 
     @field_validator("url")
     @classmethod

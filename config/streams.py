@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from config import defaults
 from config.destinations import DeliverTo
@@ -80,6 +80,24 @@ class StreamDefinition(BaseModel):
         default="ignore",
         description="Quarantine a batch whose schema differs from the published one.")
     deliver_to: DeliverTo = Field(default_factory=list)
+
+    @field_validator("middleware")
+    @classmethod
+    def _tombstone_keys_stay(cls, middleware: list[MiddlewareSpec], info: ValidationInfo
+                             ) -> list[MiddlewareSpec]:
+        """Tombstones are matched by the key read before middleware: it must not change."""
+        source, key = info.data.get("source"), info.data.get("key")
+        incremental = source.incremental if source is not None else None
+        if incremental is None or incremental.deleted_path is None:
+            return middleware
+        for index, spec in enumerate(middleware):
+            fields = getattr(spec, "fields", None)
+            if spec.type in ("rename", "cast", "drop") and key in (fields or {}):
+                raise ValueError(f"middleware {index} ({spec.type}) changes the key field "
+                                 f"{key!r}, but tombstones (source.incremental."
+                                 "deleted_path) are matched on the key as the upstream "
+                                 "sends it")
+        return middleware
 
 
 def valid_stream_name(name: str) -> bool:

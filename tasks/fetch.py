@@ -24,10 +24,11 @@ from app.exceptions import UpstreamError
 from app.extensions import Store, get_store
 from app.ops import metrics
 from app.ops.logs import bind
-from app.records import now_iso, to_entries
+from app.records import now_iso
 from app.store.locks import BatchLease
 from config import names
 from config.streams import StreamDefinition
+from tasks.batch_source import BatchSource
 from tasks.heartbeat import Heartbeat
 from tasks.middleware import BatchContext, build_chain
 from tasks.protocol import Outbox
@@ -86,9 +87,11 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
               outbox: Outbox, heartbeat: Heartbeat) -> dict[str, Any]:
     """Send every page of the upstream, then the batch totals."""
     started = time.monotonic()
-    pager = Pager(definition.source, rate_limits=store.rate_limits, tokens=store.oauth_tokens,
+    steps = BatchSource.start(store, definition, lease)  # full or incremental, details
+    pager = Pager(steps.source, rate_limits=store.rate_limits, tokens=store.oauth_tokens,
                   stream=lease.stream, allowed_hosts=current_app.config["ALLOWED_SOURCE_HOSTS"],
                   secret_prefix=current_app.config["SECRET_ENV_PREFIX"])
+    steps.attach(pager)
     context = BatchContext(stream=lease.stream, version=lease.version, fetched_at=now_iso(),
                            source_url=definition.source.url)
     chain = build_chain(definition,
@@ -100,18 +103,20 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
             raise UpstreamError("lock_lost", "the batch lost its lease (cancelled or lapsed)",
                                 page=page.number)
         with bind(page=page.number):
-            kept = chain.apply(page.records, replace(context, page=page.number))
-            records += _send(outbox, definition, schema, page.number, kept)
+            fetched, dead = steps.prepare(page)
+            kept = chain.apply(fetched, replace(context, page=page.number))
+            records += _send(outbox, steps, schema, page.number, kept, dead)
         pages += 1
     held = chain.finish(replace(context, page=pages + 1))
     if held:  # records a middleware held back (dedupe keeping the last) go as a last page
-        records += _send(outbox, definition, schema, pages + 1, held)
+        records += _send(outbox, steps, schema, pages + 1, held, [])
         pages += 1
+    steps.finish()
     if heartbeat.lost.is_set():
         raise UpstreamError("lock_lost", "the batch lost its lease (cancelled or lapsed)")
     info = {"stop_reason": pager.stop_reason or "no_next",
             "fetch_seconds": round(time.monotonic() - started, 3),
-            "middleware": chain.stats(), "schema": schema.result()}
+            "middleware": chain.stats(), "schema": schema.result(), **steps.info()}
     outbox.complete(pages, records, info)
     log.info("batch fetched stream=%s version=%s pages=%s records=%s stop=%s",
              lease.stream, lease.version, pages, records, info["stop_reason"])
@@ -119,12 +124,13 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
             "records": records}
 
 
-def _send(outbox: Outbox, definition: StreamDefinition, schema: SchemaBuilder, number: int,
-          kept: list[Any]) -> int:
-    """Send one page of records after the middleware; return how many were sent."""
+def _send(outbox: Outbox, steps: BatchSource, schema: SchemaBuilder, number: int,
+          kept: list[Any], dead: list[str]) -> int:
+    """Send one page of records (and tombstones) after the middleware; return the count."""
     schema.add(kept)
-    outbox.page(number, to_entries(kept, number, definition.order_by))
-    return len(kept)
+    entries = steps.entries(kept, dead, number)
+    outbox.page(number, entries)
+    return len(entries)
 
 
 def _fail_anyhow(store: Store, outbox: Outbox, lease: BatchLease, exc: UpstreamError) -> None:

@@ -13,6 +13,7 @@ from flask import current_app, request
 from pydantic import BaseModel, ValidationError
 
 from app.api.error_handlers import validation_error
+from app.api.suggest import with_suggestions
 from app.exceptions import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
 from app.hosts import source_url_errors
 from config import defaults
@@ -60,7 +61,7 @@ def body(model: type[Model], *, optional: bool = False,
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:
-        raise validation_error(exc) from None
+        raise with_suggestions(validation_error(exc), model, data) from None
 
 
 def json_depth(value: Any) -> int:

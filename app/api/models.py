@@ -93,3 +93,12 @@ class BatchAnswer(_Open):
 
     stream: str
     batch: Batch
+
+
+class BatchQueued(_Open):
+    """A batch queued on demand (POST /run, /refresh)."""
+
+    stream: str
+    state: Literal["running", "stopped"]
+    queued_task: str
+    full_refresh: bool = Field(description="True when a full batch was asked for (/refresh).")

@@ -1,4 +1,4 @@
-"""Blueprint of the stream resource: define, list, describe, start, stop, delete."""
+"""Blueprint of the stream resource: define, list, describe, start, stop, run, delete."""
 
 from __future__ import annotations
 
@@ -84,3 +84,19 @@ def stop_stream(name: str) -> Response:
     name = inputs.stream_name(name)
     request = inputs.body(control.StopRequest, optional=True)
     return jsonify(control.stop(get_store(), schedules(), name, request))
+
+
+@bp.post("/<name>/run")
+@openapi.document(ok=models.BatchQueued, status=202, tags=("streams",))
+def run_stream(name: str) -> tuple[Response, int]:
+    """Fetch one batch now, running or stopped; 409 while a batch is in flight."""
+    name = inputs.stream_name(name)
+    return jsonify(control.run_now(get_store(), schedules(), name)), 202
+
+
+@bp.post("/<name>/refresh")
+@openapi.document(ok=models.BatchQueued, status=202, tags=("streams",))
+def refresh_stream(name: str) -> tuple[Response, int]:
+    """Fetch one full batch now (finds upstream deletions); 409 while one is in flight."""
+    name = inputs.stream_name(name)
+    return jsonify(control.run_now(get_store(), schedules(), name, full=True)), 202

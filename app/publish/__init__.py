@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from app.publish import drift, gates
+from app.publish import drift, gates, incremental
 from app.publish.candidate import Candidate, load
 from app.store import Store
 from app.store.changesets import Diff
@@ -72,6 +72,9 @@ def settle(store: Store, stream: str, version: int) -> str:
     if found is None:
         status = store.reader.batch_or_none(stream, version) or {}
         return "waiting" if status.get("status") == "running" else "not_running"
+    if incremental.is_incremental(found):  # merged onto its base: its own pipeline
+        return incremental.settle(found, context_fields(found.batch),
+                                  context_fields(found.previous))
     diff = keyed(found)
     if diff is not None and diff.unkeyed:
         return _missing_key(found, diff)
@@ -92,6 +95,8 @@ def settle(store: Store, stream: str, version: int) -> str:
         verdict = store.writer.try_publish(stream, version, extra, losers)
     if verdict == "not_running":  # another consumer settled it first, maybe before our
         store.writer.keep_change_data(stream, version)  # change data was written: keep it
+    if verdict == "published":
+        incremental.published(found)
     log.info("batch settled stream=%s version=%s verdict=%s%s", stream, version, verdict,
              f" reason={reasons[0]}" if reasons else "")
     return verdict

@@ -21,11 +21,13 @@ from app.store.definitions import Definitions
 from app.store.deliveries import Deliveries
 from app.store.delivery_state import DeliveryStates
 from app.store.destinations import Destinations
+from app.store.incremental import FullRefresh, Merger
 from app.store.keys import StreamKeys
 from app.store.locks import StreamLocks
 from app.store.oauth_tokens import TokenCache
 from app.store.ratelimit import RateLimits
 from app.store.reader import Reader
+from app.store.recindex import RecordIndex
 from app.store.replication import Replicas, has_replicas
 from app.store.writer import BatchWriter, Retention
 from config import defaults
@@ -48,6 +50,9 @@ class Store:
     oauth_tokens: TokenCache
     destinations: Destinations
     delivery_states: DeliveryStates
+    record_index: RecordIndex
+    merger: Merger
+    full_refresh: FullRefresh
 
     def purge(self, stream: str) -> int:
         """Delete every key of `stream` (its hash tag under the prefix), except a definition
@@ -71,6 +76,7 @@ def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
                           change_history=config["CHANGE_HISTORY"],
                           staging_ttl_ms=config["STAGING_SECONDS"] * 1000,
                           lock_ttl_ms=lease_ms)
+    index = RecordIndex(connection, prefix)
     replicas = Replicas(connection if has_replicas(connection) else None,
                         config.get("REPLICA_WAIT_MS", defaults.REPLICA_WAIT_MS))
     return Store(connection=connection, prefix=prefix,
@@ -84,4 +90,6 @@ def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
                  rate_limits=RateLimits(connection, prefix),
                  oauth_tokens=TokenCache(connection, prefix),
                  destinations=Destinations(connection, prefix),
-                 delivery_states=DeliveryStates(connection, prefix))
+                 delivery_states=DeliveryStates(connection, prefix),
+                 record_index=index, merger=Merger(connection, prefix, retention, index),
+                 full_refresh=FullRefresh(connection, prefix))

@@ -24,6 +24,12 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:{s}:b:<v>:dlv        hash    "<message>:<page>" -> deliveries (poison bound; `deliveries`)
     P:{s}:b:<v>:dig        hash    record key -> content digest of version v (`changes`)
     P:{s}:b:<v>:chg        zset    v's change set against the version it replaced (`changes`)
+    P:{s}:b:<v>:ups        zset    an incremental batch's staged changes, set aside while the
+                                   version is merged into `rec` (`incremental`)
+    P:{s}:idx              hash    record key -> member(s) of one version of an incremental
+                                   stream; field "" names the version (`recindex`)
+    P:{s}:idx:<token>      hash    an index being rebuilt; renamed onto `idx` when whole
+    P:{s}:refresh          string  "1": the next batch is a full one (POST .../refresh)
     P:{s}:rl:next          string  epoch ms of the next free slot of the shared request budget
     P:{s}:rl:until         string  epoch ms until which fetches wait (budget, 429, X-RateLimit)
     P:{s}:oauth            string  cached OAuth2 access token, encrypted; PX = its lifetime
@@ -129,6 +135,20 @@ class StreamKeys:
 
     def changes(self, version: int) -> str:
         return f"{self._base}:b:{version}:chg"
+
+    def upserts(self, version: int) -> str:
+        return f"{self._base}:b:{version}:ups"
+
+    @property
+    def index(self) -> str:
+        return f"{self._base}:idx"
+
+    def index_build(self, token: str) -> str:
+        return f"{self._base}:idx:{token}"
+
+    @property
+    def refresh(self) -> str:
+        return f"{self._base}:refresh"
 
     @property
     def rate_next(self) -> str:

@@ -160,6 +160,9 @@ local current = tonumber(redis.call('GET', KEYS[4]) or '0')
 local verdict = nil
 if mode ~= 'manual' and holder and holder ~= mine then verdict = 'superseded' end
 if current >= tonumber(ARGV[1]) then verdict = 'stale' end
+-- An incremental batch was merged onto version `base`: only that one may it replace.
+local base = redis.call('HGET', KEYS[1], 'base')
+if base and tonumber(base) ~= current then verdict = 'stale' end
 if verdict and mode == 'manual' then return verdict end
 if verdict then
   redis.call('HSET', KEYS[1], 'status', 'abandoned', 'finished_at', ARGV[2],
@@ -298,4 +301,129 @@ return 0
 RELEASE_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+
+# --- Incremental batches (app.store.incremental, app.store.recindex) --------------------
+# Every step below first checks that the batch is still running, so a consumer that lost
+# the race to settle never touches a version another one published.
+
+# KEYS: meta, rec, ups, pages. ARGV: staging_ttl_ms.
+# Sets the staged changes aside (rec -> ups) once, so `rec` can become the whole version;
+# `records_stored` restarts at 0 and counts what the merge adds. Returns the merge phase,
+# or "staging_expired" when what is stored falls short of what was counted (as PUBLISH).
+MERGE_BEGIN = """
+local m = redis.call('HMGET', KEYS[1], 'status', 'merge', 'records_stored', 'expected_pages')
+if m[1] ~= 'running' then return 'not_running' end
+if m[2] then return m[2] end
+if redis.call('ZCARD', KEYS[2]) ~= tonumber(m[3] or '0')
+    or redis.call('HLEN', KEYS[4]) ~= tonumber(m[4] or '0') then
+  return 'staging_expired'
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'merge', 'copying', 'merge_at', 0, 'records_stored', 0)
+return 'copying'
+"""
+
+# KEYS: meta, base rec, rec, lock. ARGV: chunk, staging_ttl_ms, version, lock_ttl_ms,
+# base_records. Copies the next `chunk` members of the base version into `rec`; the
+# position is shared, so several consumers copy together and the copy ends once. Returns
+# -1 (not running), -2 (copy finished), -3 (the base version is gone) or the position.
+MERGE_COPY = """
+local m = redis.call('HMGET', KEYS[1], 'status', 'merge', 'merge_at', 'token')
+if m[1] ~= 'running' then return -1 end
+if m[2] ~= 'copying' then return -2 end
+local total = redis.call('ZCARD', KEYS[2])
+if total ~= tonumber(ARGV[5]) then return -3 end
+local at = tonumber(m[3] or '0')
+local items = redis.call('ZRANGE', KEYS[2], at, at + tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local args = {}
+for i = 1, #items, 2 do
+  args[i] = items[i + 1]
+  args[i + 1] = items[i]
+end
+local added = 0
+for i = 1, #args, 4000 do  -- within Lua's stack: unpack() of up to 4,000 values
+  added = added + redis.call('ZADD', KEYS[3], unpack(args, i, math.min(i + 3999, #args)))
+end
+at = at + #items / 2
+redis.call('HSET', KEYS[1], 'merge_at', at)
+redis.call('HINCRBY', KEYS[1], 'records_stored', added)
+if at >= total then redis.call('HSET', KEYS[1], 'merge', 'fixing') end
+if #args > 0 then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
+if redis.call('GET', KEYS[4]) == (m[4] or '') .. ':' .. ARGV[3] then
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
+return at
+"""
+
+# KEYS: meta, rec. ARGV: staging_ttl_ms, n_remove, member1..member_n, score, member, ...
+# Removes the old members of changed keys and adds their new ones (after the copy).
+# Idempotent: a second consumer removes and adds nothing more. Returns -1 or 1.
+MERGE_FIX = """
+local m = redis.call('HMGET', KEYS[1], 'status', 'merge')
+if m[1] ~= 'running' then return -1 end
+if m[2] ~= 'fixing' then return redis.error_reply('merge fix before the copy ended') end
+local n = tonumber(ARGV[2])
+local removed, added = 0, 0
+for i = 3, n + 2, 1000 do
+  removed = removed + redis.call('ZREM', KEYS[2], unpack(ARGV, i, math.min(i + 999, n + 2)))
+end
+for i = n + 3, #ARGV, 1000 do
+  added = added + redis.call('ZADD', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('HINCRBY', KEYS[1], 'records_stored', added - removed)
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: meta, changes. ARGV: staging_ttl_ms, member1, ... Adds change-set members (score 0).
+MERGE_CHANGES = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return -1 end
+for i = 2, #ARGV, 500 do
+  local args = {}
+  for j = i, math.min(i + 499, #ARGV) do
+    args[#args + 1] = 0
+    args[#args + 1] = ARGV[j]
+  end
+  redis.call('ZADD', KEYS[2], unpack(args))
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: index. ARGV: from_version, to_version, last ("1"), n_set, field, value, ...,
+# field_to_delete, ... Moves the record index from one version to the next, in chunks:
+# the field "" names the version it describes ("<v>:patching" between chunks), so an
+# index that a crash left half-moved is never taken for whole. Returns 1, or 0 when the
+# index describes neither version (it will be rebuilt when needed).
+INDEX_PATCH = """
+local mark = redis.call('HGET', KEYS[1], '')
+if mark ~= ARGV[1] and mark ~= ARGV[2] .. ':patching' then return 0 end
+redis.call('HSET', KEYS[1], '', ARGV[2] .. ':patching')
+local n = tonumber(ARGV[4])
+for i = 5, 4 + 2 * n, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, 4 + 2 * n)))
+end
+for i = 5 + 2 * n, #ARGV, 1000 do
+  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], '', ARGV[2]) end
+return 1
+"""
+
+# KEYS: rebuilt index, index. ARGV: version.
+# Installs a rebuilt index unless the live one already describes a newer version.
+INDEX_INSTALL = """
+local mark = redis.call('HGET', KEYS[2], '') or '0'
+if tonumber(string.match(mark, '^%d+') or '0') > tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('PERSIST', KEYS[2])
+return 1
 """

@@ -25,6 +25,7 @@ from app.redaction import url as redact
 from app.store.oauth_tokens import TokenCache
 from config import defaults
 from config.source_auth import ApiKeyAuth, Auth, BasicAuth, BearerAuth, OAuth2ClientCredentials
+from tasks.upstream import reasons
 
 log = logging.getLogger(__name__)
 DEFAULT_TOKEN_LIFETIME = 3600
@@ -167,7 +168,8 @@ class Authenticator:
                                 "redirect): credentials are sent to token_url only; set the "
                                 "final URL", status=response.status_code, url=shown)
         if response.status_code >= 400:
-            raise UpstreamError("auth", f"token endpoint answered {response.status_code}",
+            said = reasons.words(response, reasons.secrets_of(self.auth, self.environ))
+            raise UpstreamError("auth", f"token endpoint answered {response.status_code}{said}",
                                 status=response.status_code, url=shown)
         try:
             return response.json()

@@ -17,8 +17,10 @@ from app.store.oauth_tokens import TokenCache
 from app.store.ratelimit import RateLimits
 from config import defaults
 from config.source import Source
+from tasks.upstream import bodies
 from tasks.upstream.auth import Authenticator, secret_params
 from tasks.upstream.pagination import LoopGuard, PageAnswer, PageRequest, paginator_for
+from tasks.upstream.reasons import json_words
 from tasks.upstream.request import PageFetcher
 from tasks.upstream.throttle import Throttle
 from tasks.upstream.transport import make_session
@@ -94,7 +96,7 @@ class Pager:
         query: dict[str, Any] = dict(source.params) if keeps_params or request.first else {}
         body = source.body
         if getattr(source.pagination, "params_in", "query") == "body":
-            body = {**(body if isinstance(body, dict) else {}), **request.params}
+            body = bodies.place(body, request.params)
         else:
             query.update(request.params)
         return query, body
@@ -103,6 +105,7 @@ class Pager:
         records = get_path(body, self.source.records_path, None)
         if not isinstance(records, list):
             where = repr(self.source.records_path) if self.source.records_path else "(top)"
+            said = json_words(body)  # e.g. a GraphQL answer's "errors"
             raise UpstreamError("records_path", f"records_path {where} is missing or not a "
-                                "list")
+                                "list" + (f"; the answer says {said}" if said else ""))
         return records

@@ -1,6 +1,6 @@
 """One page request: guarded, authenticated, throttled, retried, size-capped, parsed.
 
-`PageFetcher.fetch` returns the parsed JSON body and Link targets of one page, or raises
+`PageFetcher.fetch` returns the parsed body (`formats`) and Link targets of one page, or raises
 an `UpstreamError` whose kind says what went wrong; `requests` errors are translated here
 (`translated`) so nothing else sees them.
 """
@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
@@ -21,6 +20,7 @@ from app.exceptions import UpstreamError
 from app.hosts import HostPolicy
 from app.ops.metrics import observe_upstream
 from config.source import Source
+from tasks.upstream import formats, reasons
 from tasks.upstream.auth import Authenticator
 from tasks.upstream.retry import RetryHints, run_with_retries
 from tasks.upstream.throttle import Throttle
@@ -83,16 +83,13 @@ class PageFetcher:
             query = {name: value for name, value in query.items()
                      if name not in self.auth.secret_params}
         hints = RetryHints()
-        status, raw, links = run_with_retries(lambda: self._attempt(url, query, body, hints),
-                                              self.source, hints, sleep=self.sleep)
-        try:
-            return Answer(orjson.loads(raw), links)
-        except orjson.JSONDecodeError:
-            raise UpstreamError("invalid_json", "upstream answer is not JSON",
-                                status=status) from None
+        status, raw, links, content_type = run_with_retries(
+            lambda: self._attempt(url, query, body, hints), self.source, hints,
+            sleep=self.sleep)
+        return Answer(formats.parse(self.source, raw, content_type, status), links)
 
     def _attempt(self, url: str, query: dict[str, Any], body: Any, hints: RetryHints
-                 ) -> tuple[int, bytes, dict[str, str]]:
+                 ) -> tuple[int, bytes, dict[str, str], str]:
         self.throttle.before_request()
         response = self._timed(url, query, body)
         if (response.status_code == 401 and same_origin(url, self.source.url)
@@ -103,11 +100,13 @@ class PageFetcher:
             hints.retry_after = self.throttle.learn(response.status_code, response.headers)
             if response.status_code >= 400:
                 kind = "auth" if response.status_code == 401 else "http_status"
-                raise UpstreamError(kind, f"upstream answered {response.status_code}",
+                said = reasons.words(response, reasons.secrets_of(self.source.auth))
+                raise UpstreamError(kind, f"upstream answered {response.status_code}{said}",
                                     status=response.status_code)
             links = {rel: str(link.get("url")) for rel, link in response.links.items()
                      if link.get("url")}
-            return response.status_code, self._read(response), links
+            return (response.status_code, self._read(response), links,
+                    response.headers.get("Content-Type", ""))
 
     def _timed(self, url: str, query: dict[str, Any], body: Any) -> requests.Response:
         """Send the request and record its status (or error kind) and time to headers."""
@@ -122,7 +121,7 @@ class PageFetcher:
         return response
 
     def _send(self, url: str, query: dict[str, Any], body: Any) -> requests.Response:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": formats.ACCEPT[self.source.format]}
         params = dict(query)
         if same_origin(url, self.source.url):
             headers.update(self.source.headers)

@@ -16,7 +16,10 @@ from redis.cluster import RedisCluster
 
 from app import create_app
 from app.ops import redis_checks
+from app.records import PAGE_STRIDE, encode
+from app.store.incremental import TOMBSTONE
 from app.store.keys import StreamKeys
+from config.incremental import fingerprint
 from devtools.system import System
 from tests.integration.conftest import Api, serve
 from tests.support.seed import Seeder
@@ -134,6 +137,30 @@ def test_every_read_and_batch_operation_answers_on_the_cluster(
         (1, 30, 10)
     assert client.delete(f"/streams/{name}").status_code == 204
     assert client.get("/streams").get_json()["streams"] == []
+
+
+def test_an_incremental_batch_merges_on_the_cluster(app_on_cluster: Flask, name: str
+                                                    ) -> None:
+    client, seed = app_on_cluster.test_client(), Seeder(app_on_cluster)
+    body = {"source": {"url": "http://127.0.0.1:9/x", "records_path": "data",
+                       "incremental": {"cursor_path": "id", "param": "since"}}, "key": "id"}
+    assert client.put(f"/streams/{name}", json=body).status_code == 201
+    definition = seed.store.definitions.get(name)
+    assert definition is not None
+    state = {"mode": "full", "cursor": 40, "fingerprint": fingerprint(definition)}
+    first = seed.publish(name, catalogue(40, "a"), page_size=15, info={"incremental": state})
+    batch = seed.batch(name)
+    batch.outbox.page(1, [(float(PAGE_STRIDE), encode({"id": 1, "label": "b"})),
+                          (float(PAGE_STRIDE + 1), TOMBSTONE + "2")])
+    batch.sizes[1] = 2
+    batch.complete({"base": str(first), "incremental": {**state, "mode": "incremental"}})
+
+    assert seed.status(name, batch.version) == "complete"
+    records = client.get(f"/streams/{name}/data?limit=100").get_json()["records"]
+    assert records == [{"id": 1, "label": "b"}, *catalogue(40, "a")[2:]]
+    changes = client.get(f"/streams/{name}/changes?since={first}").get_json()
+    assert (changes["updated"], changes["removed"]) == ([{"id": 1, "label": "b"}], [2])
+    assert seed.store.record_index.version(name) == str(batch.version)
 
 
 def test_start_up_checks_see_every_server(cluster_system: System,

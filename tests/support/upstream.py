@@ -4,7 +4,10 @@
     GET /feeds/orders?page=N -> {"data": [...page N...], "next": url | null}
 
 A feed's data can be replaced between batches; `delay` (seconds per page) makes a batch
-slow enough to observe while it is written; `hits` counts the pages served. The fixture
+slow enough to observe while it is written; `hits` counts the pages served.
+`upstream.catalog(name)` is a changing data set for incremental fetching, served as JSON,
+JSON Lines, CSV, POST and GraphQL-style bodies, with a detail URL per item
+(tests/support/catalog.py). The fixture
 `upstream` (tests/conftest.py) is one server for the session. (`make run` serves demo/
 instead; the HTTP client's own unit tests declare each answer with pytest-httpserver.)
 """
@@ -18,6 +21,8 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from tests.support.catalog import Catalog, blueprint
 
 
 @dataclass
@@ -35,6 +40,7 @@ class Upstream:
 
     def __init__(self) -> None:
         self.feeds: dict[str, Feed] = {}
+        self.catalogs: dict[str, Catalog] = {}
         self.server: BaseWSGIServer = make_server("127.0.0.1", 0, self._app(), threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -50,8 +56,14 @@ class Upstream:
         self.feeds[name] = Feed(records=list(records), **options)
         return self.feeds[name]
 
+    def catalog(self, name: str, **options: Any) -> Catalog:
+        """Create or replace the catalog `name`; its routes are under /catalogs/<name>."""
+        self.catalogs[name] = Catalog(name, **options)
+        return self.catalogs[name]
+
     def _app(self) -> Flask:
         app = Flask("test-upstream")
+        app.register_blueprint(blueprint(self.catalogs))
 
         @app.get("/feeds/<name>")
         def page(name: str) -> Any:

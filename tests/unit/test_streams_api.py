@@ -178,3 +178,87 @@ def test_load_streams_command_registers_the_demo(runner: Any, client: FlaskClien
     assert "created stream demo" in result.output
     source = client.get("/streams/demo").json["definition"]["source"]
     assert source["url"] == "http://127.0.0.1:8001/items?page_size=50"
+
+
+def test_run_queues_a_batch_of_a_stopped_stream_and_refuses_while_one_runs(
+        client: FlaskClient, store: Store, seed: Seeder) -> None:
+    client.put("/streams/orders", json=DEFINITION)
+
+    queued = client.post("/streams/orders/run")
+
+    assert queued.status_code == 202, queued.json
+    assert queued.json["state"] == "stopped" and queued.json["queued_task"]
+    assert queued.json["full_refresh"] is False
+    running = seed.batch("orders")
+    refused = client.post("/streams/orders/run")
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "conflict"
+    assert refused.json["error"]["details"]["version"] == running.version
+    assert client.post("/streams/orders/refresh").status_code == 409
+    assert client.post("/streams/missing/run").status_code == 404
+
+
+def test_refresh_asks_for_a_full_batch(client: FlaskClient, store: Store) -> None:
+    client.put("/streams/orders", json=DEFINITION)
+
+    queued = client.post("/streams/orders/refresh")
+
+    assert queued.status_code == 202 and queued.json["full_refresh"] is True
+    assert store.full_refresh.take("orders") is True
+    assert store.full_refresh.take("orders") is False
+
+
+def test_a_misspelt_field_is_named_with_the_closest_valid_one(client: FlaskClient) -> None:
+    source = {**DEFINITION["source"], "records_pth": "data"}
+    source.pop("records_path")
+
+    response = client.put("/streams/a", json={**DEFINITION, "source": source})
+
+    assert response.status_code == 422
+    first = response.json["error"]["details"]["errors"][0]
+    assert (first["field"], first["suggestion"]) == ("source.records_pth", "records_path")
+    assert "did you mean 'records_path'" in response.json["error"]["message"]
+    tagged = {**DEFINITION["source"], "pagination": {"type": "cursor", "cursor_path": "c",
+                                                     "cursor_parm": "after"}}
+    nested = client.put("/streams/a", json={**DEFINITION, "source": tagged})
+    assert nested.json["error"]["details"]["errors"][0]["suggestion"] == "cursor_param"
+
+
+def test_new_source_options_are_checked_at_put(client: FlaskClient) -> None:
+    cases = {
+        "source.incremental.param_in": {"incremental": {"cursor_path": "u", "param": "p",
+                                                        "param_in": "cookie"}},
+        "source.incremental": {"incremental": {"cursor_path": "u", "param": "since",
+                                               "param_in": "body"}},
+        "source.details.url": {"details": {"url": "http://127.0.0.1:9/items/{id"}},
+        "source.format": {"format": "csv"},  # next_url pagination reads a JSON body
+        "source.incremental.full_refresh_every": {"incremental": {
+            "cursor_path": "u", "param": "p", "full_refresh_every": {"batches": 2,
+                                                                     "seconds": 60}}},
+        "source.incremental.initial_value": {"incremental": {"cursor_path": "u",
+                                                             "param": "p",
+                                                             "initial_value": "soon"}},
+    }
+    for field, change in cases.items():
+        body = {**DEFINITION, "source": {**DEFINITION["source"], **change}}
+        response = client.put("/streams/a", json=body)
+        assert response.status_code == 422, (field, response.json)
+        fields = [error["field"] for error in response.json["error"]["details"]["errors"]]
+        assert field in fields, (field, fields)
+    forbidden = {**DEFINITION, "source": {**DEFINITION["source"], "details": {
+        "url": "http://10.0.0.1/items/{id}"}}}
+    refused = client.put("/streams/a", json=forbidden)
+    assert refused.status_code == 422
+    assert refused.json["error"]["details"]["errors"][0]["field"] == "source.details.url"
+
+
+def test_tombstones_need_the_key_as_the_upstream_sends_it(client: FlaskClient) -> None:
+    source = {**DEFINITION["source"], "incremental": {
+        "cursor_path": "updated_at", "param": "since", "deleted_path": "deleted"}}
+    body = {**DEFINITION, "source": source,
+            "middleware": [{"type": "cast", "fields": {"id": "int"}}]}
+
+    response = client.put("/streams/a", json=body)
+
+    assert response.status_code == 422
+    error = response.json["error"]["details"]["errors"][0]
+    assert error["field"] == "middleware" and "changes the key field 'id'" in error["message"]
