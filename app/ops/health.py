@@ -88,7 +88,7 @@ def workers_check(celery_app: Celery, timeout: float) -> dict[str, Any]:
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": all(found[queue] for queue in READY_QUEUES),
-            "queues": {queue: len(nodes) for queue, nodes in found.items()}}
+            "queues": {queue: len(found[queue]) for queue in READY_QUEUES}}
 
 
 def beat_check(connection: redis.Redis) -> dict[str, Any]:
