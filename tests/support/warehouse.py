@@ -8,6 +8,7 @@ were delivered. `publish` and `settled` drive a stream through the real web proc
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ DATASET = "data_streams"
 ADDED = ("_ds_version", "_ds_published_at", "_ds_deleted", "_dlt_load_id", "_dlt_id")
 
 
+# Longest a read waits for a delivery holding the DuckDB file's write lock, in seconds.
+LOCK_WAIT_SECONDS = 30
+
+
 class Warehouse:
     """One destination's database: a DuckDB file or a PostgreSQL URL."""
 
@@ -33,7 +38,7 @@ class Warehouse:
     def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run one query; return (column names, rows). Raises while the table is absent."""
         if self.duckdb_file is not None:
-            connection = duckdb.connect(str(self.duckdb_file), read_only=True)
+            connection = self._open_read_only()
             try:
                 cursor = connection.execute(sql)
                 return [c[0] for c in cursor.description or []], cursor.fetchall()
@@ -43,6 +48,18 @@ class Warehouse:
                 connection.cursor() as cursor:
             cursor.execute(sql)
             return [c[0] for c in cursor.description or []], cursor.fetchall()
+
+    def _open_read_only(self) -> Any:
+        """Open the DuckDB file for reading, waiting (bounded) while a delivery writes it:
+        DuckDB lets one process write a file, and a reader cannot open it meanwhile."""
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                return duckdb.connect(str(self.duckdb_file), read_only=True)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def execute(self, sql: str) -> None:
         """Run one statement that changes the database, and commit it."""
