@@ -29,27 +29,30 @@ from config.streams import StreamDefinition
 log = logging.getLogger(__name__)
 
 
-def send(celery_app: Celery, stream: str, destination: str) -> None:
-    """Enqueue one delivery; it expires once the sweep would have sent it again anyway."""
+def send(celery_app: Celery, stream: str, destination: str) -> bool:
+    """Enqueue one delivery; return False if the broker refused it.
+
+    A lost message costs only time (the sweep finds every destination that is behind), so
+    the send is never retried and never fails its caller: a publish or a reload stands
+    whatever the broker says. The message expires once the sweep would have sent it again.
+    """
     expires = 3 * current_app.config["DELIVERY_SWEEP_SECONDS"]
-    celery_app.send_task(names.DELIVER_STREAM, args=[stream, destination],
-                         queue=names.DELIVER_QUEUE, expires=expires)
+    try:
+        celery_app.send_task(names.DELIVER_STREAM, args=[stream, destination],
+                             queue=names.DELIVER_QUEUE, expires=expires, retry=False)
+    except Exception as exc:  # the broker is down or full
+        log.warning("delivery not enqueued stream=%s destination=%s error=%s", stream,
+                    destination, type(exc).__name__)
+        return False
+    return True
 
 
 def after_publish(store: Store, celery_app: Celery, stream: str) -> int:
-    """Send a delivery to each destination of a stream that just published; return how many.
-
-    A lost message costs only time: the sweep finds every destination that is behind.
-    """
+    """Send a delivery to each destination of a stream that just published; return how many
+    were enqueued."""
     definition = store.definitions.get(stream)
     targets = definition.deliver_to if definition else []
-    try:
-        for target in targets:
-            send(celery_app, stream, target.destination)
-    except Exception:  # the publish stands whatever the broker says; the sweep catches up
-        log.exception("delivery not enqueued stream=%s", stream)
-        return 0
-    return len(targets)
+    return sum(send(celery_app, stream, target.destination) for target in targets)
 
 
 def due(store: Store, now_ms: int | None = None) -> Iterator[tuple[str, str]]:

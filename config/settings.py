@@ -157,8 +157,11 @@ def delivery_celery(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "task_annotations": {names.DELIVER_STREAM: delivery_time_limits(env)},
         # Finds destinations that are behind and due (after a failure, a kill, a lost message).
+        # Never retried: the next sweep comes anyway, and a retried send would hold beat's
+        # tick while the broker refuses it (a full Redis).
         "beat_schedule": {"ds-deliver-sweep": {"task": names.DELIVER_SWEEP, "schedule": sweep,
-                                               "options": {"expires": sweep}}},
+                                               "options": {"expires": sweep,
+                                                           "retry": False}}},
     }
 
 

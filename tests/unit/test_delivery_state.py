@@ -73,7 +73,7 @@ def test_publish_sends_one_delivery_per_destination(app: Flask, store: Store,
     define(store, "orders", "lake", "pg")
     sent: list[tuple[str, list[Any], str]] = []
     celery_app = app.extensions["celery"]
-    monkeypatch.setattr(celery_app, "send_task", lambda name, args, queue, expires:
+    monkeypatch.setattr(celery_app, "send_task", lambda name, args, queue, expires, retry:
                         sent.append((name, args, queue)))
 
     seed.publish("orders", [{"id": 1}])
