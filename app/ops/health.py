@@ -69,8 +69,9 @@ def _ping_all(connection: redis.Redis) -> dict[str, dict[str, Any]]:
     for server in servers(connection):
         up, policy = False, None
         try:
-            up = bool(server.client.ping())
-            policy = eviction_policy(server.client)
+            if not server.down:
+                up = bool(server.client.ping())
+                policy = eviction_policy(server.client)
         except redis.RedisError:
             pass
         found[server.name] = {"role": server.role, "ok": up, "eviction_policy": policy}
