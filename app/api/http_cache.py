@@ -56,6 +56,8 @@ def weakly_tagged(body: dict[str, Any]) -> Response:
 
 def _matched(tag: str) -> str | None:
     """Return the tag of If-None-Match that names `tag` in some coding, or None."""
+    if "HTTP_IF_NONE_MATCH" not in request.environ:
+        return None  # most requests: no header to parse
     header = request.if_none_match
     if not header:
         return None
