@@ -167,6 +167,23 @@ def _delivery(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _scale(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["### 10. Scale: one stream of N records, fresh processes per size (target: "
+             "peak memory flat, the 2M run at most 1.2x the 100k run)", "",
+             _row("records", "start to readable s", "rec/s", "worker: busiest child MiB",
+                  "x smallest", "worker group MiB", "ingest: busiest child MiB",
+                  "x smallest", "ingest group MiB", "Redis used MiB"),
+             _row(*["---"] * 10)]
+    first = rows[0]
+    lines += [_row(_n(r["records"]), f"{r['seconds']:.1f}", f"{r['rps']:,.0f}",
+                   f"{r['worker_child_mib']:.0f}",
+                   f"{r['worker_child_mib'] / first['worker_child_mib']:.2f}x",
+                   f"{r['worker_group_mib']:.0f}", f"{r['ingest_child_mib']:.0f}",
+                   f"{r['ingest_child_mib'] / first['ingest_child_mib']:.2f}x",
+                   f"{r['ingest_group_mib']:.0f}", f"{r['redis_mib']:,.0f}") for r in rows]
+    return lines
+
+
 def tables(results: dict[str, Any]) -> str:
     """Return every measured part as markdown tables."""
     blocks: list[list[str]] = []
@@ -190,6 +207,8 @@ def tables(results: dict[str, Any]) -> str:
         blocks.append(_cluster(results["cluster"]))
     if "delivery" in results:
         blocks.append(_delivery(results["delivery"]))
+    if "scale" in results:
+        blocks.append(_scale(results["scale"]))
     return "\n\n".join("\n".join(block) for block in blocks)
 
 
