@@ -170,12 +170,15 @@ def _delivery(rows: list[dict[str, Any]]) -> list[str]:
 def _scale(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["### 10. Scale: one stream of N records, fresh processes per size (target: "
              "peak memory flat, the 2M run at most 1.2x the 100k run)", "",
-             _row("records", "start to readable s", "rec/s", "worker: busiest child MiB",
-                  "x smallest", "worker group MiB", "ingest: busiest child MiB",
-                  "x smallest", "ingest group MiB", "Redis used MiB"),
-             _row(*["---"] * 10)]
+             _row("records", "middleware", "start to readable s", "rec/s",
+                  "worker: busiest child MiB", "x smallest", "worker group MiB",
+                  "ingest: busiest child MiB", "x smallest", "ingest group MiB",
+                  "Redis used MiB"),
+             _row(*["---"] * 11)]
     first = rows[0]
-    lines += [_row(_n(r["records"]), f"{r['seconds']:.1f}", f"{r['rps']:,.0f}",
+    lines += [_row(_n(r["records"]), r["middleware"],
+                   f"failed: {r['error']}" if r["error"] else f"{r['seconds']:.1f}",
+                   f"{r['rps']:,.0f}",
                    f"{r['worker_child_mib']:.0f}",
                    f"{r['worker_child_mib'] / first['worker_child_mib']:.2f}x",
                    f"{r['worker_group_mib']:.0f}", f"{r['ingest_child_mib']:.0f}",
