@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 # Memory SQLite may use for its page cache, in KiB (the rest stays in the file).
-CACHE_KIB = 16 * 1024
+CACHE_KIB = 8 * 1024
 PAGE = 1000
 # Most keys looked up in one statement (SQLite allows 32,766 parameters).
 LOOKUP = 500
