@@ -5,8 +5,9 @@ Each size gets freshly started processes, so each process's high-water mark (VmH
 /proc/<pid>/status) is that batch's alone. A Celery worker is a process group: the main
 process and its prefork pool children, where the tasks run; the figure that matters is
 the busiest pool child's peak, and the group's sampled total is shown beside it. The
-stream keeps the last record per key with `dedupe` (the documented way that once held
-the whole batch in the worker), and raises its batch budget to fit the size.
+stream keeps the last record per key with `dedupe` (the one middleware that holds records
+back to the end of the batch) and raises its batch budget to fit the size;
+BENCH_SCALE_MIDDLEWARE=none runs it without middleware, =dedupe-first keeping the first.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from devtools.system import System
 SIZES = (100_000, 2_000_000, 5_000_000)
 # The stream's middleware, by BENCH_SCALE_MIDDLEWARE (default: dedupe keeping the last).
 MIDDLEWARE: dict[str, list[dict[str, Any]]] = {
-    "dedupe-last": [{"type": "dedupe", "keep": "last"}], "none": []}
+    "dedupe-last": [{"type": "dedupe", "keep": "last"}],
+    "dedupe-first": [{"type": "dedupe", "keep": "first"}], "none": []}
 # Room per record in the batch budget's bytes (the demo's records are about 110 bytes).
 BYTES_PER_RECORD = 1024
 SAMPLE_SECONDS = 1.0

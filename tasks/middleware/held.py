@@ -1,12 +1,12 @@
-"""The records `dedupe` keeping the last holds back: one per key, on disk, not in memory.
+"""What `dedupe` remembers across the pages of a batch, on disk rather than in memory.
 
-`HeldRecords` is a private temporary SQLite database (``sqlite3.connect("")``: a file in
-the temporary directory, SQLITE_TMPDIR or TMPDIR, removed when it is closed) with one row
-per key: the key, the position of the key's latest record in the batch and that record,
-pickled (so any value a step before produced comes back as it was). SQLite keeps at most
-`CACHE_KIB` of it in memory, so the worker's memory does not grow with the batch; the
-disk holds one record per key. `last()` reads the records back in the order of each
-key's last occurrence, `PAGE` at a time.
+Keeping the last, `HeldRecords` holds the latest record of each key; keeping the first,
+`SeenKeys` the keys already sent. Each is a private temporary SQLite database
+(``sqlite3.connect("")``: a file in the temporary directory, SQLITE_TMPDIR or TMPDIR,
+removed when it is closed) of one row per key; SQLite keeps at most `CACHE_KIB` of it in
+memory, so the worker's memory does not grow with the batch. Held records are pickled
+(any value a step before produced comes back as it was), and `HeldRecords.last()` reads
+them back in the order of each key's last occurrence, `PAGE` at a time.
 """
 
 from __future__ import annotations
@@ -23,27 +23,53 @@ PAGE = 1000
 LOOKUP = 500
 
 
+def _temporary() -> sqlite3.Connection:
+    """Open a private temporary database whose page cache is at most `CACHE_KIB`."""
+    db = sqlite3.connect("", isolation_level=None)
+    for pragma in (f"cache_size = -{CACHE_KIB}", "journal_mode = OFF", "synchronous = OFF",
+                   "temp_store = FILE"):
+        db.execute(f"PRAGMA {pragma}")
+    return db
+
+
+def _found(db: sqlite3.Connection, query: str, keys: list[bytes]) -> Iterator[Any]:
+    """Run `query` (a SELECT ... WHERE key IN ({})) over `keys`, `LOOKUP` at a time."""
+    for start in range(0, len(keys), LOOKUP):
+        part = keys[start:start + LOOKUP]
+        yield from db.execute(query.format(",".join("?" * len(part))), part)
+
+
+class SeenKeys:
+    """The keys seen so far, in a temporary SQLite file."""
+
+    def __init__(self) -> None:
+        self.db = _temporary()
+        self.db.execute("CREATE TABLE seen (key BLOB PRIMARY KEY) WITHOUT ROWID")
+
+    def known(self, keys: list[bytes]) -> set[bytes]:
+        """Return those of `keys` already added."""
+        return {key for (key,) in _found(self.db, "SELECT key FROM seen WHERE key IN ({})",
+                                         keys)}
+
+    def add(self, keys: list[bytes]) -> None:
+        """Add keys not added before."""
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT INTO seen (key) VALUES (?)", ((key,) for key in keys))
+        self.db.execute("COMMIT")
+
+
 class HeldRecords:
     """The latest record of every key seen so far, in a temporary SQLite file."""
 
     def __init__(self) -> None:
-        self.db = sqlite3.connect("", isolation_level=None)
-        for pragma in (f"cache_size = -{CACHE_KIB}", "journal_mode = OFF",
-                       "synchronous = OFF", "temp_store = FILE"):
-            self.db.execute(f"PRAGMA {pragma}")
+        self.db = _temporary()
         self.db.execute("CREATE TABLE held (key BLOB PRIMARY KEY, pos INTEGER NOT NULL,"
                         " body BLOB NOT NULL) WITHOUT ROWID")
         self.position = 0
 
     def earlier(self, keys: list[bytes]) -> dict[bytes, bytes]:
         """Return {key: pickled record} of the keys already held (see `loads`)."""
-        found: dict[bytes, bytes] = {}
-        for start in range(0, len(keys), LOOKUP):
-            part = keys[start:start + LOOKUP]
-            marks = ",".join("?" * len(part))
-            found.update(self.db.execute(
-                f"SELECT key, body FROM held WHERE key IN ({marks})", part))
-        return found
+        return dict(_found(self.db, "SELECT key, body FROM held WHERE key IN ({})", keys))
 
     def put(self, records: list[tuple[bytes, Any]]) -> None:
         """Hold each (key, record), replacing what an earlier record of the key left."""

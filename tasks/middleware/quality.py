@@ -1,10 +1,11 @@
 """Record-quality middleware: `dedupe` by key and `validate` against a JSON Schema.
 
-`dedupe` keeping the first record of a key drops later ones as pages go by. Keeping the
-last cannot work page by page (an earlier page may already be sent), so it holds the
-latest record of each key back until the end of the batch, on disk (`HeldRecords`), and
-releases them in `finish`, in the order of each key's last occurrence: the records arrive
-at data-streams as final pages, and the worker's memory does not grow with the batch.
+`dedupe` keeping the first record of a key drops later ones as pages go by, remembering
+the keys sent on disk (`SeenKeys`). Keeping the last cannot work page by page (an earlier
+page may already be sent), so it holds the latest record of each key back until the end
+of the batch, on disk (`HeldRecords`), and releases them in `finish`, in the order of
+each key's last occurrence, as final pages. Either way the worker's memory does not grow
+with the batch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from referencing import Registry
 from app.records import get_path
 from config.middleware import DedupeSpec, ValidateSpec, non_local_refs
 from tasks.middleware.base import MAX_SAMPLES, BatchContext, Middleware, Record
-from tasks.middleware.held import HeldRecords, loads
+from tasks.middleware.held import HeldRecords, SeenKeys, loads
 
 ABSENT = object()
 # A schema resolves references only inside itself: an empty registry, whose default
@@ -35,7 +36,7 @@ class Dedupe(Middleware):
         super().__init__(key_path)
         self.key = spec.key or [key_path]
         self.keep = spec.keep
-        self.seen: set[bytes] = set()
+        self.seen = SeenKeys() if self.keep == "first" else None
         self.held = HeldRecords() if self.keep == "last" else None
         self.named = 0  # records replaced across pages that were looked up and counted
         self.keyless = 0
@@ -51,17 +52,26 @@ class Dedupe(Middleware):
         if self.held is not None:
             self._hold(self.held, records, context)
             return []
+        return self._first(self.seen, records, context) if self.seen is not None else records
+
+    def _first(self, keys: SeenKeys, records: list[Record], context: BatchContext
+               ) -> list[Record]:
+        """Keep the records whose key was not seen before; drop (and count) the others."""
+        keyed = [(self._key(record), record) for record in records]
+        seen = keys.known([key for key, _ in keyed if key is not None])
         kept: list[Record] = []
-        for record in records:
-            key = self._key(record)
+        new: list[bytes] = []
+        for key, record in keyed:
             if key is None:
                 self._keyless(record, context)
                 kept.append(record)
-            elif key in self.seen:
+            elif key in seen:
                 self.tally.drop(record, self._reason(key), context)
             else:
-                self.seen.add(key)
+                seen.add(key)
+                new.append(key)
                 kept.append(record)
+        keys.add(new)
         return kept
 
     def _hold(self, held: HeldRecords, records: list[Record], context: BatchContext) -> None:

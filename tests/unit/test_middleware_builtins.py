@@ -153,6 +153,18 @@ def test_dedupe_keeps_the_first_across_pages() -> None:
     assert (stats["dropped"], stats["failed"]) == (1, 1)
 
 
+def test_dedupe_keeping_the_first_remembers_every_key_of_large_pages() -> None:
+    chain = chain_of({"type": "dedupe"})
+    first = [{"id": n, "v": "first"} for n in range(1200)]
+    second = [{"id": n, "v": "again"} for n in range(600, 1800)]
+
+    out = run(chain, first, second, [*second[::-1], {"id": 5, "v": "last"}])
+
+    assert out == [*first, *({"id": n, "v": "again"} for n in range(1200, 1800))]
+    step = chain.stats()["steps"][0]
+    assert (step["in"], step["out"], step["dropped"]) == (3601, 1800, 1801)
+
+
 def test_dedupe_keeping_the_last_holds_records_until_the_batch_ends() -> None:
     chain = chain_of({"type": "dedupe", "key": ["customer", "day"], "keep": "last"})
     pages = [[{"customer": "a", "day": 1, "v": 1}, {"customer": "b", "day": 1, "v": 2}],
