@@ -189,11 +189,11 @@ def _scale(rows: list[dict[str, Any]]) -> list[str]:
     lines += [_row(_n(r["records"]), r["middleware"],
                    _failed(r["error"]) if r["error"] else f"{r['seconds']:.1f}",
                    f"{r['rps']:,.0f}",
-                   f"{r['worker_child_mib']:.0f}",
+                   f"{r['worker_child_mib']:,.0f}",
                    f"{r['worker_child_mib'] / smallest[r['middleware']]['worker_child_mib']:.2f}x",
-                   f"{r['worker_group_mib']:.0f}", f"{r['ingest_child_mib']:.0f}",
+                   f"{r['worker_group_mib']:,.0f}", f"{r['ingest_child_mib']:,.0f}",
                    f"{r['ingest_child_mib'] / smallest[r['middleware']]['ingest_child_mib']:.2f}x",
-                   f"{r['ingest_group_mib']:.0f}", f"{r['redis_mib']:,.0f}") for r in rows]
+                   f"{r['ingest_group_mib']:,.0f}", f"{r['redis_mib']:,.0f}") for r in rows]
     return lines
 
 
