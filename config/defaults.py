@@ -47,6 +47,9 @@ VISIBILITY_TIMEOUT = 3600
 LEASE_TTL_SECONDS = 30
 # How often the running fetch (and a settling ingest consumer) renews the lease, in seconds.
 LEASE_RENEW_SECONDS = 5
+# Upstream pages a fetch reads ahead of the page it is sending on (FETCH_READ_AHEAD_PAGES;
+# 0 fetches each page only once the previous one is sent).
+FETCH_READ_AHEAD_PAGES = 1
 
 # Flower's port (the Procfile's flower line reads FLOWER_PORT with the same default).
 FLOWER_PORT = 5555

@@ -228,6 +228,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PINNED_MAX_AGE_SECONDS": _int(env, "PINNED_MAX_AGE_SECONDS",
                                        defaults.PINNED_MAX_AGE_SECONDS),
         "MAX_PAGES": _int(env, "MAX_PAGES", defaults.MAX_PAGES),
+        "FETCH_READ_AHEAD_PAGES": max(0, _int(env, "FETCH_READ_AHEAD_PAGES",
+                                              defaults.FETCH_READ_AHEAD_PAGES)),
         "ALLOWED_SOURCE_HOSTS": _list(env, "ALLOWED_SOURCE_HOSTS"),
         "UI_FLOWER_URL": env.get("UI_FLOWER_URL") or defaults.UI_FLOWER_URL.format(
             port=_int(env, "FLOWER_PORT", defaults.FLOWER_PORT)),

@@ -2,7 +2,8 @@
 
 Beat sends ``ds.fetch.stream`` on each tick. The task takes the stream's batch lease and
 its next version in one step (at most one batch in flight), keeps the lease alive from a
-heartbeat thread, pages through the upstream, runs each page through the stream's
+heartbeat thread, pages through the upstream (reading the next page in a thread while it
+works on the current one, `tasks.upstream.readahead`), runs each page through the stream's
 middleware and sends it to the ingest queue, then announces the totals. Any failure ends
 the batch as failed; the served version stays. A worker that dies stops its heartbeat, so
 the stream is free again one lease TTL later.
@@ -34,6 +35,7 @@ from tasks.middleware import BatchContext, build_chain
 from tasks.protocol import Outbox
 from tasks.schema_infer import SchemaBuilder
 from tasks.upstream import Pager
+from tasks.upstream.readahead import ReadAhead
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +100,16 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
                         custom_prefixes=current_app.config["CUSTOM_MIDDLEWARE_PREFIXES"])
     schema = SchemaBuilder()
     pages = records = 0
-    for page in pager:
-        if heartbeat.lost.is_set():
-            raise UpstreamError("lock_lost", "the batch lost its lease (cancelled or lapsed)",
-                                page=page.number)
-        with bind(page=page.number):
-            fetched, dead = steps.prepare(page)
-            kept = chain.apply(fetched, replace(context, page=page.number))
-            records += _send(outbox, steps, schema, page.number, kept, dead)
-        pages += 1
+    with ReadAhead(pager, _read_ahead(steps)) as upstream_pages:
+        for page in upstream_pages:
+            if heartbeat.lost.is_set():
+                raise UpstreamError("lock_lost", "the batch lost its lease (cancelled or "
+                                    "lapsed)", page=page.number)
+            with bind(page=page.number):
+                fetched, dead = steps.prepare(page)
+                kept = chain.apply(fetched, replace(context, page=page.number))
+                records += _send(outbox, steps, schema, page.number, kept, dead)
+            pages += 1
     # Records a middleware held back (dedupe keeping the last) go as the last pages.
     for held in chain.finish(replace(context, page=pages + 1)):
         if heartbeat.lost.is_set():
@@ -124,6 +127,12 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
              lease.stream, lease.version, pages, records, info["stop_reason"])
     return {"stream": lease.stream, "version": lease.version, "pages": pages,
             "records": records}
+
+
+def _read_ahead(steps: BatchSource) -> int:
+    """Return how many pages to read ahead: none while pages need detail requests, which
+    go through the pager's session and would then run beside its page requests."""
+    return 0 if steps.details is not None else current_app.config["FETCH_READ_AHEAD_PAGES"]
 
 
 def _send(outbox: Outbox, steps: BatchSource, schema: SchemaBuilder, number: int,

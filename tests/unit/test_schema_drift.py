@@ -33,6 +33,26 @@ def test_infer_reports_types_and_nullability_of_nested_fields() -> None:
         "tags": {"types": ["array"], "nullable": True}}}
 
 
+def test_infer_over_a_page_of_records_of_several_shapes() -> None:
+    schema = infer([{"id": 1, "price": 2.5}, {"id": 2}, {"price": None, "id": "3", "tag": [1]},
+                    {"id": 4, "price": 3}, {"id": True, "price": 1.5}])
+
+    assert schema == {"records": 5, "fields": {
+        "id": {"types": ["boolean", "integer", "string"], "nullable": False},
+        "price": {"types": ["integer", "number"], "nullable": True},
+        "tag": {"types": ["array"], "nullable": True}}}
+
+
+def test_infer_keeps_the_first_fields_to_appear_past_the_field_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schema_infer, "MAX_FIELDS", 3)
+
+    schema = infer([{"a": 1, "b": 1}, {"c": 1, "d": 1}, {"a": 2, "b": 2, "e": 1}])
+
+    assert list(schema["fields"]) == ["a", "b", "c"]
+    assert schema["fields"]["c"] == {"types": ["integer"], "nullable": True}
+
+
 def test_diff_lists_added_removed_and_changed_fields() -> None:
     before = infer([{"id": 1, "price": 2.5, "old": True}])
     after = infer([{"id": "1", "price": 2.5, "new": "x"}])
