@@ -153,7 +153,8 @@ def page(stream: str, version: int, token: str, number: int, entries: dict[str, 
             return
         members, scores, count = protocol.unpack(entries)
         verdict = get_store().writer.store_packed(lease, number, members, scores, count,
-                                                  protocol.part_of(entries))
+                                                  protocol.part_of(entries),
+                                                  protocol.keyed_of(entries))
         log.debug("page stream=%s version=%s page=%s records=%s verdict=%s",
                   stream, version, number, count, verdict)
         if verdict == STAGING_EXPIRED:

@@ -80,6 +80,8 @@ class Diff:
     unkeyed_sample: str = ""
     comparable: bool = True
     losers: list[str] = field(default_factory=list)
+    # The change set is the one the pages staged (`pagediff`), not one staged at settle.
+    paged: bool = False
 
     def to_field(self) -> str:
         """Return the batch metadata field ``changes``."""

@@ -24,6 +24,8 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:{s}:b:<v>:dlv        hash    "<message>:<page>" -> deliveries (poison bound; `deliveries`)
     P:{s}:b:<v>:dig        hash    record key -> content digest of version v (`changes`)
     P:{s}:b:<v>:chg        zset    v's change set against the version it replaced (`changes`)
+    P:{s}:b:<v>:pchg       zset    the change set as the pages staged it, record by record
+                                   (`pagediff`); renamed onto `chg` by the publish step
     P:{s}:b:<v>:ups        zset    an incremental batch's staged changes, set aside while the
                                    version is merged into `rec` (`incremental`)
     P:{s}:idx              hash    record key -> member(s) of one version of an incremental
@@ -135,6 +137,9 @@ class StreamKeys:
 
     def changes(self, version: int) -> str:
         return f"{self._base}:b:{version}:chg"
+
+    def page_changes(self, version: int) -> str:
+        return f"{self._base}:b:{version}:pchg"
 
     def upserts(self, version: int) -> str:
         return f"{self._base}:b:{version}:ups"

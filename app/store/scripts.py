@@ -20,9 +20,17 @@ redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 return redis.call('HGET', KEYS[1], 'status')
 """
 
-# KEYS: meta, rec, pages, lock, index, seq.
+# KEYS: meta, rec, pages, lock, index, seq, digests, page changes, base digests, current.
 # ARGV: version, page, count, staging_ttl_ms, lock_value, lock_ttl_ms, members, scores,
-#       part, parts, max_records, max_bytes, now.
+#       part, parts, max_records, max_bytes, now, keys, digests, keying, base.
+# `keys` (each record's key as canonical JSON, "!" for none, joined by "\n") and
+# `digests` (joined by " ") come with `keying` (the key path and the ignored fields they
+# were computed with; '' when the page is not keyed). A keyed page also records each key's
+# digest (the first of a key wins; a second counts `keyed_dups`) and stages the change set
+# against version `base` (`page changes`: added and updated records, with counters), so
+# the settle step reads counters instead of the batch (`pagediff`). A page keyed another
+# way, or against another base than the batch's first page, marks the batch `diff_broken`
+# (its settle diffs the whole batch).
 # `members`: the page's canonical JSON records joined by "\n"; `scores`: their scores
 # joined by " ". A page of `parts` parts counts once all are in; a page (or part) is stored
 # once (its receipt in `pages`). All is checked before the first write: a score that is no
@@ -43,6 +51,8 @@ if redis.call('HLEN', KEYS[3]) ~= tonumber(m[6] or '0') then return -2 end
 local function refresh()
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[7], ARGV[4])
+  redis.call('PEXPIRE', KEYS[8], ARGV[4])
   if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('PEXPIRE', KEYS[4], ARGV[6]) end
 end
 local function whole(pages, records)
@@ -73,6 +83,15 @@ if n ~= tonumber(ARGV[3]) or #scores ~= n then
   return redis.error_reply('page ' .. receipt .. ': ' .. n .. ' members, ' .. #scores ..
                            ' scores, count ' .. ARGV[3])
 end
+local keyed, rkeys, digests = ARGV[16] ~= '', {}, {}
+if keyed then
+  for key in string.gmatch(ARGV[14], '[^\\n]+') do rkeys[#rkeys + 1] = key end
+  for digest in string.gmatch(ARGV[15], '%S+') do digests[#digests + 1] = digest end
+  if #rkeys ~= n or #digests ~= n then
+    return redis.error_reply('page ' .. receipt .. ': ' .. n .. ' members, ' .. #rkeys ..
+                             ' keys, ' .. #digests .. ' digests')
+  end
+end
 local records = tonumber(m[2] or '0') + n
 local bytes = tonumber(m[5] or '0') + #ARGV[7]
 if records > tonumber(ARGV[11]) or bytes > tonumber(ARGV[12]) then
@@ -82,7 +101,7 @@ if records > tonumber(ARGV[11]) or bytes > tonumber(ARGV[12]) then
     over = 'max_bytes ' .. ARGV[12] .. ' (page ' .. ARGV[2] .. ' brings it to ' .. bytes ..
            ' bytes of records)'
   end
-  redis.call('UNLINK', KEYS[2], KEYS[3])
+  redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[7], KEYS[8])
   redis.call('HSET', KEYS[1], 'status', 'failed', 'version', ARGV[1], 'finished_at', ARGV[13],
              'error', cjson.encode({kind = 'too_large', page = tonumber(ARGV[2]),
                                     message = 'the batch exceeds its budget: ' .. over}))
@@ -108,6 +127,50 @@ end
 redis.call('HSET', KEYS[1], 'pages_received', pages, 'records_received', records,
            'bytes_received', bytes, 'receipts', redis.call('HLEN', KEYS[3]))
 redis.call('HINCRBY', KEYS[1], 'records_stored', added)
+if keyed then
+  local held = redis.call('HMGET', KEYS[1], 'keying', 'diff_base')
+  if not held[1] then
+    redis.call('HSET', KEYS[1], 'keying', ARGV[16], 'diff_base', ARGV[17])
+  elseif held[1] ~= ARGV[16] or held[2] ~= ARGV[17] then
+    redis.call('HSET', KEYS[1], 'diff_broken', 1)
+  end
+  local base = tonumber(ARGV[17])
+  if tonumber(redis.call('GET', KEYS[10]) or '0') ~= base
+      or (base > 0 and redis.call('EXISTS', KEYS[9]) == 0) then
+    redis.call('HSET', KEYS[1], 'diff_broken', 1)
+  end
+  local stage = not redis.call('HGET', KEYS[1], 'diff_broken')
+  local c = {unkeyed = 0, dups = 0, added = 0, updated = 0, matched = 0}
+  local changes = {}
+  for i = 1, n do
+    local key = rkeys[i]
+    if key == '!' then
+      c.unkeyed = c.unkeyed + 1
+    elseif redis.call('HSETNX', KEYS[7], key, digests[i]) == 0 then
+      c.dups = c.dups + 1
+    elseif stage then
+      local old = false
+      if base > 0 then old = redis.call('HGET', KEYS[9], key) end
+      local op = nil
+      if not old then op = 'a' ; c.added = c.added + 1
+      else
+        c.matched = c.matched + 1
+        if old ~= digests[i] then op = 'u' ; c.updated = c.updated + 1 end
+      end
+      if op then
+        changes[#changes + 1] = 0
+        changes[#changes + 1] = key .. '\\t' .. op .. '\\t' .. args[2 * i]
+      end
+    end
+  end
+  for i = 1, #changes, 1000 do
+    redis.call('ZADD', KEYS[8], unpack(changes, i, math.min(i + 999, #changes)))
+  end
+  redis.call('HINCRBY', KEYS[1], 'keyed_receipts', 1)
+  for name, value in pairs(c) do
+    if value > 0 then redis.call('HINCRBY', KEYS[1], 'keyed_' .. name, value) end
+  end
+end
 refresh()
 if whole(pages, records) then return 2 end
 return 1
@@ -127,8 +190,10 @@ redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 return 'running'
 """
 
-# KEYS: meta, rec, pages, current, lock, digests, changes.
-# ARGV: version, now, grace_s, mode, reason, losers, field1, value1, ...
+# KEYS: meta, rec, pages, current, lock, digests, changes, page changes.
+# ARGV: version, now, grace_s, mode, reason, losers, paged, field1, value1, ...
+# `paged` "1": the change set is the one the pages staged (`page changes` becomes
+# `changes`); else `changes` was staged by the settle step and `page changes` goes.
 # The fenced commit. "auto" publishes a running batch that is whole (what is stored, not
 # only counted), owns the lease and is newer than the current version; "quarantine" keeps
 # such a batch unserved; "manual" publishes a quarantined batch still newer. `losers`
@@ -168,11 +233,16 @@ if verdict then
   redis.call('HSET', KEYS[1], 'status', 'abandoned', 'finished_at', ARGV[2],
              'error', cjson.encode({kind = verdict,
                                     message = 'a newer batch owns the stream'}))
-  for i = 2, 7 do if i ~= 4 and i ~= 5 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end end
+  for i = 2, 8 do if i ~= 4 and i ~= 5 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end end
   return verdict
 end
 -- The records and their change data become permanent in the same step as the pointer,
 -- so no crash between two steps can leave a published batch without its change set.
+if ARGV[7] == '1' and redis.call('EXISTS', KEYS[8]) == 1 then
+  redis.call('RENAME', KEYS[8], KEYS[7])
+else
+  redis.call('UNLINK', KEYS[8])
+end
 redis.call('PERSIST', KEYS[2])
 redis.call('PERSIST', KEYS[6])
 redis.call('PERSIST', KEYS[7])
@@ -187,7 +257,7 @@ for member in string.gmatch(ARGV[6], '[^\\n]+') do
 end
 if #losers > 0 then removed = removed + redis.call('ZREM', KEYS[2], unpack(losers)) end
 if removed > 0 then redis.call('HINCRBY', KEYS[1], 'records_stored', -removed) end
-for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if holder == mine then redis.call('DEL', KEYS[5]) end
 if mode == 'quarantine' then
   redis.call('HSET', KEYS[1], 'status', 'quarantined', 'finished_at', ARGV[2],
@@ -201,8 +271,9 @@ if mode ~= 'manual' then redis.call('HSET', KEYS[1], 'finished_at', ARGV[2]) end
 return 'published'
 """
 
-# KEYS: meta, rec, pages, lock, index, seq, deliveries, digests, changes. ARGV: version,
-# status, now, error_json, token ('' from data-streams itself), required_status.
+# KEYS: meta, rec, pages, lock, index, seq, deliveries, digests, changes, page changes.
+# ARGV: version, status, now, error_json, token ('' from data-streams itself),
+# required_status.
 # Ends a batch that will never be published (running, or quarantined and discarded): its
 # records and staging go at once, before anything is written, so this works when Redis
 # refuses writes for memory (a script may write once it has freed memory).
@@ -211,7 +282,7 @@ local m = redis.call('HMGET', KEYS[1], 'status', 'token')
 if m[1] and m[1] ~= ARGV[6] then return m[1] end
 if not m[1] and ARGV[6] ~= 'running' then return 'missing' end
 if foreign(KEYS[1], KEYS[6], ARGV[1], ARGV[5]) then return 'foreign' end
-redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[7], KEYS[8], KEYS[9])
+redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[7], KEYS[8], KEYS[9], KEYS[10])
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'version', ARGV[1], 'finished_at', ARGV[3],
            'error', ARGV[4])
 redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
@@ -261,7 +332,7 @@ return 0
 """
 
 # KEYS: lock, seq, receipt; meta, rec, pages of the last version handed out; index;
-# deliveries, digests, changes of that version. ARGV: token, lease_ms, receipt_ttl_ms,
+# deliveries, digests, changes, page changes of that version. ARGV: token, lease_ms, receipt_ttl_ms,
 # last version handed out (as the caller read it), now, error_json.
 # Takes the lease ("<token>:<version>", short PX the running batch renews) and the next
 # version in one step, at most once per fetch message (its receipt). A stream free while
@@ -277,7 +348,7 @@ if tonumber(redis.call('GET', KEYS[2]) or '0') ~= last then return -2 end
 local abandoned = 0
 local status = redis.call('HGET', KEYS[4], 'status')
 if last > 0 and (not status or status == 'running') then
-  redis.call('UNLINK', KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10])
+  redis.call('UNLINK', KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
   redis.call('HSET', KEYS[4], 'status', 'abandoned', 'version', last, 'finished_at', ARGV[5],
              'error', ARGV[6])
   redis.call('ZADD', KEYS[7], last, last)
@@ -426,4 +497,29 @@ end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('PERSIST', KEYS[2])
 return 1
+"""
+
+
+# --- Change sets staged by the pages (app.store.pagediff) --------------------------------
+
+# KEYS: meta, base digests, digests, page changes. ARGV: cursor, count, staging_ttl_ms.
+# One step of the walk over the base version's keys for those the batch does not hold
+# (removed): each becomes a "k<TAB>r<TAB>" member of the page changes (idempotent, so two
+# consumers may walk at once). Returns the next cursor ("0": done), or -1 when the batch
+# no longer runs.
+REMOVED_SCAN = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return -1 end
+local reply = redis.call('HSCAN', KEYS[2], ARGV[1], 'COUNT', ARGV[2])
+local fields, found = reply[2], {}
+for i = 1, #fields, 2 do
+  if redis.call('HEXISTS', KEYS[3], fields[i]) == 0 then
+    found[#found + 1] = 0
+    found[#found + 1] = fields[i] .. '\\tr\\t'
+  end
+end
+for i = 1, #found, 1000 do
+  redis.call('ZADD', KEYS[4], unpack(found, i, math.min(i + 999, #found)))
+end
+if #found > 0 then redis.call('PEXPIRE', KEYS[4], ARGV[3]) end
+return reply[1]
 """

@@ -26,7 +26,7 @@ import tasks.ingest  # noqa: F401 (registers the ingest tasks InProcess runs)
 from app.extensions import Store
 from app.records import to_entries
 from app.store.locks import BatchLease, StreamLocks
-from tasks.protocol import Outbox
+from tasks.protocol import Keyer, Outbox
 
 
 class InProcess:
@@ -45,11 +45,12 @@ class Batch:
     """One batch of one stream, begun as the fetch task begins it."""
 
     def __init__(self, locks: StreamLocks, celery_app: Celery | InProcess, stream: str,
-                 order_by: str | None = None, receipt: str | None = None) -> None:
+                 order_by: str | None = None, receipt: str | None = None,
+                 keyer: Keyer | None = None) -> None:
         lease = locks.acquire_once(stream, receipt or str(uuid.uuid4()))
         assert isinstance(lease, BatchLease), f"no batch of {stream}: {lease}"
         self.lease = lease
-        self.outbox = Outbox(celery_app, lease)
+        self.outbox = Outbox(celery_app, lease, keyer)
         self.order_by = order_by
         self.sizes: dict[int, int] = {}
         self.outbox.begin()
@@ -89,8 +90,11 @@ class Seeder:
         return self.celery.sent
 
     def batch(self, stream: str, order_by: str | None = None) -> Batch:
-        """Begin a batch of `stream`."""
-        return Batch(self.store.locks, self.celery, stream, order_by)
+        """Begin a batch of `stream`, its pages keyed as the fetch keys full batches."""
+        definition = self.store.definitions.get(stream)
+        keyer = (Keyer(definition.key) if definition is not None
+                 and definition.source.incremental is None else None)
+        return Batch(self.store.locks, self.celery, stream, order_by, keyer=keyer)
 
     def send(self, stream: str, records: list[Any], *, order_by: str | None = None,
              page_size: int | None = None, info: dict[str, Any] | None = None) -> Batch:
