@@ -97,7 +97,8 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
     chain = build_chain(definition,
                         custom_prefixes=current_app.config["CUSTOM_MIDDLEWARE_PREFIXES"])
     if steps.full:  # the pages stage its change set (an incremental batch is merged)
-        outbox.keyer = Keyer(definition.key, chain.context_fields)
+        outbox.keyer = Keyer.for_batch(store, lease.stream, definition.key,
+                                       chain.context_fields)
     schema = SchemaBuilder()
     pages = records = 0
     for page in pager:

@@ -34,8 +34,9 @@ from typing import Any
 from celery import Celery
 
 from app.exceptions import UpstreamError, out_of_memory
-from app.extensions import get_store
+from app.extensions import Store, get_store
 from app.store.changesets import keyed_digest
+from app.store.digests import bucket_hash
 from app.store.locks import BatchLease
 from app.store.pagediff import UNKEYED, keying
 from config import defaults, names
@@ -46,20 +47,34 @@ Entries = Sequence[tuple[float, str]]
 @dataclass(frozen=True)
 class Keyer:
     """Keys and digests a page's records as the settle step would: the stream's key
-    path, and the fields the middleware set from the batch context left out."""
+    path, and the fields the middleware set from the batch context left out; `plan` is
+    (base version, its digest buckets, the batch's) from `PageDiffs.plan`."""
 
     key_path: str
+    plan: tuple[int, int, int]
     ignore: frozenset[str] = frozenset()
 
-    def keyed(self, entries: Entries) -> dict[str, str]:
+    @classmethod
+    def for_batch(cls, store: Store, stream: str, key_path: str,
+                  ignore: frozenset[str] = frozenset()) -> Keyer | None:
+        """Return the keyer of a new batch of `stream`, or None when its base has no
+        bucketed digests (the settle step then diffs the whole batch)."""
+        plan = store.page_diffs.plan(stream)
+        return None if plan is None else cls(key_path, plan, ignore)
+
+    def keyed(self, entries: Entries) -> dict[str, Any]:
         """Return the fields a keyed page adds to its packed form."""
-        keys, digests = [], []
+        keys, digests, hashes = [], [], []
         for _, member in entries:
             key, digest = keyed_digest(member, self.key_path, self.ignore)
             keys.append(UNKEYED if key is None else key)
             digests.append(digest)
+            hashes.append("0" if key is None else bucket_hash(key))
+        base, base_buckets, buckets = self.plan
         return {"keys": "\n".join(keys), "digests": " ".join(digests),
-                "keying": keying(self.key_path, self.ignore)}
+                "hashes": " ".join(hashes),
+                "keying": keying(self.key_path, self.ignore), "base": base,
+                "buckets": buckets, "base_buckets": base_buckets}
 
 
 def pack(entries: Entries, part: tuple[int, int] = (1, 1), keyer: Keyer | None = None
@@ -76,10 +91,13 @@ def unpack(entries: dict[str, Any]) -> tuple[str, str, int]:
     return str(entries["members"]), str(entries["scores"]), int(entries["count"])
 
 
-def keyed_of(entries: dict[str, Any]) -> tuple[str, str, str]:
-    """Return (keys, digests, keying) of a packed page: empty strings if not keyed."""
+def keyed_of(entries: dict[str, Any]) -> tuple[str, ...]:
+    """Return (keys, digests, hashes, keying, base, buckets, base buckets) of a packed
+    page: empty strings and zeros if it is not keyed."""
     return (str(entries.get("keys", "")), str(entries.get("digests", "")),
-            str(entries.get("keying", "")))
+            str(entries.get("hashes", "")),
+            str(entries.get("keying", "")), str(int(entries.get("base", 0))),
+            str(int(entries.get("buckets", 0))), str(int(entries.get("base_buckets", 0))))
 
 
 def part_of(entries: dict[str, Any]) -> tuple[int, int]:

@@ -1,15 +1,17 @@
 """Change sets staged by the pages themselves, so settling reads counters, not records.
 
-The worker sends each record's key and digest with its page (`tasks.protocol.Keyer`), and
-STORE_PAGE, in the step that stores the page, records them in the batch's digests (``dig``,
-the first of a key wins) and stages the added and updated records against the version that
-was current when the batch began (``pchg``), counting as it goes (batch metadata fields
-``keyed_receipts``, ``keyed_added``, ``keyed_updated``, ``keyed_matched``, ``keyed_dups``,
-``keyed_unkeyed``, with ``keying`` and ``diff_base``). At settle time the added and updated
-records are already staged; the removed ones are the base's keys the batch never matched,
-``HLEN(base dig) - keyed_matched`` of them, so a batch that removed nothing costs a few
-counters, and one that did costs one server-side walk over the base's digests
-(REMOVED_SCAN steps). The publish step renames ``pchg`` onto ``chg``.
+The worker sends each record's key and digest with its page (`tasks.protocol.Keyer`), with
+the base version it diffs against and the bucket counts (`plan`, once per batch). STORE_PAGE,
+in the step that stores the page, records each digest in its bucket (`digests`; the first
+of a key wins), stages the added and updated records against the base (``pchg``) and
+counts as it goes: batch metadata fields ``keyed_receipts``, ``keyed_added``,
+``keyed_updated``, ``keyed_matched``, ``keyed_dups``, ``keyed_unkeyed`` (with ``keying``,
+``diff_base``, ``dig_buckets``), and per base bucket the base keys the batch holds
+(``dig:seen``). At settle time the added and updated records are staged already; the
+removed ones are the base's keys the batch never matched, ``records(base) -
+keyed_matched`` of them, found in the base buckets whose size differs from their ``seen``
+count (REMOVED_SCAN), so the walk grows with the removals, not with the batch. The publish
+step renames ``pchg`` onto ``chg``.
 
 `staged` answers None when the pages cannot stand for the batch, and the settle step diffs
 the whole batch instead (`ChangeSets.compute`): a page sent without keys, keyed with another
@@ -24,12 +26,12 @@ from typing import Any
 
 from redis import Redis
 
-from app.store import scripts
+from app.store import digests, scripts
 from app.store.changesets import Diff
 from app.store.keys import StreamKeys
 
-# Base digests one REMOVED_SCAN step looks at (about a millisecond of Redis time).
-SCAN_COUNT = 2000
+# Base buckets one REMOVED_SCAN step looks at (a few milliseconds of Redis time).
+SCAN_BUCKETS = 2048
 # The key of a record that has none, in a keyed page (never canonical JSON).
 UNKEYED = "!"
 _FIELDS = ("keying", "diff_base", "diff_broken", "keyed_receipts", "receipts", "keyed_dups",
@@ -71,22 +73,41 @@ class PageDiffs:
         diff = Diff(base, records=received, kept=received, added=count("keyed_added"),
                     updated=count("keyed_updated"), paged=True)
         if base:
-            diff.removed = int(self.connection.hlen(keys.digests(base))) - count(
-                "keyed_matched")
+            held = int(str(self.connection.hget(keys.batch(base), "records") or 0))
+            diff.removed = held - count("keyed_matched")
             if diff.removed < 0:
                 return None
-            if diff.removed:
-                self._walk_removed(keys, version, base)
+            if diff.removed and self._walk_removed(keys, version, base) != diff.removed:
+                return None  # settled meanwhile by another consumer, or not as counted
         return diff
 
-    def _walk_removed(self, keys: StreamKeys, version: int, base: int) -> None:
-        """Stage the base's keys that the batch does not hold as removed."""
-        total = int(self.connection.hlen(keys.digests(base)))
-        cursor: Any = "0"
-        for _ in range(4 * (total // SCAN_COUNT) + 16):  # HSCAN ends in about total/COUNT
-            cursor = self._scan(keys=[keys.batch(version), keys.digests(base),
-                                      keys.digests(version), keys.page_changes(version)],
-                                args=[cursor, SCAN_COUNT, self.ttl_ms])
-            if str(cursor) in ("0", "-1"):
-                return
-        raise RuntimeError(f"the walk over {keys.digests(base)} did not end")
+    def plan(self, stream: str) -> tuple[int, int, int] | None:
+        """Return what a new batch of `stream` keys its pages against: (base version, its
+        bucket count, the batch's bucket count); None when the base has no bucketed
+        digests (an incremental version, or one stored before them): its settle walks."""
+        keys = StreamKeys(self.prefix, stream)
+        base = int(str(self.connection.get(keys.current) or 0))
+        if not base:
+            return 0, 0, digests.choose(None)
+        raw: Any = self.connection.hmget(keys.batch(base), ("records", "dig_buckets"))
+        records, buckets = (int(str(value or 0)) for value in raw)
+        if not buckets:
+            return None
+        return base, buckets, digests.choose(records, buckets)
+
+    def _walk_removed(self, keys: StreamKeys, version: int, base: int) -> int:
+        """Stage the base's keys that the batch does not hold as removed; return how many
+        (-1: the batch no longer runs)."""
+        buckets = digests.bucket_count(self.connection, keys, base)
+        mine = digests.bucket_count(self.connection, keys, version)
+        found = 0
+        for first in range(0, buckets, SCAN_BUCKETS):
+            staged = int(self._scan(
+                keys=[keys.batch(version), keys.digests(base), keys.digests(version),
+                      keys.page_changes(version)],
+                args=[first, min(first + SCAN_BUCKETS, buckets) - 1, buckets, mine,
+                      self.ttl_ms]))
+            if staged < 0:
+                return -1
+            found += staged
+        return found

@@ -21,7 +21,7 @@ from redis import Redis, RedisError, ResponseError
 
 from app.exceptions import BadRecord, out_of_memory
 from app.records import now_iso
-from app.store import scripts
+from app.store import digests, scripts
 from app.store.definitions import Definitions
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
@@ -92,21 +92,21 @@ class BatchWriter:
 
     def store_packed(self, lease: BatchLease, page: int, members: str, scores: str,
                      count: int, part: tuple[int, int] = (1, 1),
-                     keyed: tuple[str, str, str] = ("", "", "")) -> int:
+                     keyed: tuple[str, ...] = ("", "", "", "", "0", "0", "0")) -> int:
         """Stage one packed page, or part `part[0]` of `part[1]` of it (members joined by
         newlines, scores by spaces), within the stream's `batch_limits`.
 
         Returns TOO_LARGE (the batch failed now, over its budget), STAGING_EXPIRED, -1 (the
         batch ended), 0 (already stored), 1 (stored) or WHOLE (every page is in: stored now,
         or before by a consumer that died settling). Raises BadRecord, with nothing of the
-        page written, for a score that is no number. `keyed` is (keys, digests, keying) of
-        a keyed page (`app.store.pagediff`): its change set is staged against the current
-        version as it is stored.
+        page written, for a score that is no number. `keyed` is (keys, digests, hashes,
+        keying, base, buckets, base buckets) of a keyed page (`app.store.pagediff`): its
+        change set is staged against version `base` as it is stored.
         """
         keys = StreamKeys(self.prefix, lease.stream)
         definition = self.definitions.get(lease.stream)
         limits = definition.batch_limits if definition else BatchLimits()
-        base = int(str(self.connection.get(keys.current) or 0)) if keyed[2] else 0
+        base = int(keyed[4])
         try:
             verdict = int(self._store_page(
                 keys=[keys.batch(lease.version), keys.records(lease.version),
@@ -115,7 +115,7 @@ class BatchWriter:
                       keys.digests(base), keys.current],
                 args=[lease.version, page, count, self.retention.staging_ttl_ms, lease.value,
                       self.retention.lock_ttl_ms, members, scores, part[0], part[1],
-                      limits.max_records, limits.max_bytes, now_iso(), *keyed, base]))
+                      limits.max_records, limits.max_bytes, now_iso(), *keyed]))
         except ResponseError as exc:
             bad = _BAD_RECORD.match(str(exc))
             if bad is None:
@@ -237,10 +237,12 @@ class BatchWriter:
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.get(keys.current)
             for version in versions:
-                pipe.hget(keys.batch(version), "status")
-            current_raw, *statuses = pipe.execute()
+                pipe.hmget(keys.batch(version), "status", "dig_buckets", "dig_retired")
+            current_raw, *metas = pipe.execute()
         current = _int(current_raw or 0)
-        status_of = dict(zip(versions, statuses, strict=True))
+        status_of = {v: meta[0] for v, meta in zip(versions, metas, strict=True)}
+        bucketed = {v: _int(meta[1]) for v, meta in zip(versions, metas, strict=True)
+                    if meta[1] and not meta[2]}
         complete = [v for v in versions if status_of[v] == "complete" and v <= current]
         doomed = [keys.records(v) for v in complete[self.retention.keep_versions:]]
         doomed += [keys.digests(v) for v in complete if v != current]
@@ -256,8 +258,20 @@ class BatchWriter:
             keys.batch(v), keys.records(v), keys.pages(v), keys.deliveries(v),
             keys.digests(v), keys.changes(v), keys.page_changes(v))]
         self._expire_once(doomed)
+        for version in {*(v for v in complete if v != current), *trimmed}:
+            if version in bucketed:
+                self._retire_digests(keys, version, bucketed[version])
         if trimmed:
             self.connection.zrem(keys.batches, *trimmed)
+
+    def _retire_digests(self, keys: StreamKeys, version: int, buckets: int) -> None:
+        """Give the digest buckets of a version no longer current the grace period, once
+        (they carry no TTL: see `digests`)."""
+        with self.connection.pipeline(transaction=False) as pipe:
+            for name in digests.names(keys, version, buckets):
+                pipe.expire(name, self.retention.grace_seconds)
+            pipe.hset(keys.batch(version), "dig_retired", 1)
+            pipe.execute()
 
     def _drop_quarantined(self, keys: StreamKeys, version: int, why: str) -> None:
         """Discard a quarantined batch that can never be published, or that a newer
