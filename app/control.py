@@ -114,6 +114,7 @@ def delete(store: Store, schedules: Schedules, name: str) -> int:
         schedules.remove(name)
         store.definitions.delete(name)
         cancel_in_flight(store, name)
+    store.reader.served.forget(name)  # a stream defined again counts from version 1
     return store.purge(name)
 
 

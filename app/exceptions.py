@@ -9,6 +9,8 @@
     │   ├── BatchNotReadable      the batch exists but is not complete   (400)
     │   ├── InvalidCursor         a cursor the store did not write       (400)
     │   ├── VersionExpired        the version left the history or expired (410)
+    │   ├── StoreBehind           the store's current version is older than one this
+    │   │                         process served (a failover lost a publish)  (503)
     │   ├── ChangesExpired        the change sets since a version are gone (410)
     │   └── BaseVersionGone       an incremental batch's base version expired
     ├── ApiError                  answered to HTTP clients as {"error": {code, message, details}}
@@ -86,6 +88,15 @@ class InvalidCursor(StoreError):
 
 class VersionExpired(StoreError):
     """The version left the history, or expired while it was read."""
+
+
+class StoreBehind(StoreError):
+    """The store answers an older current version than this process already served."""
+
+    def __init__(self, name: str, version: int, served: int) -> None:
+        super().__init__(f"the data store answers version {version} of {name!r}, older "
+                         f"than version {served} it served before (a failover); retry "
+                         "shortly", details={"stream": name})
 
 
 class ChangesExpired(StoreError):

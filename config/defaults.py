@@ -18,6 +18,11 @@ STORE_RETRY_BACKOFF_MAX = 30
 PUBLISH_RETRY_POLICY = {"max_retries": 10, "interval_start": 0, "interval_step": 0.5,
                         "interval_max": 3}
 
+# How many streams each web process remembers the highest version it served of (about 100
+# bytes each), so a failover that lost a publish never serves an older one
+# (app/store/served.py), in streams.
+SERVED_VERSIONS_KEPT = 100_000
+
 # Key prefix of every data-streams key (the store's layout is in app/store/keys.py).
 KEY_PREFIX = "ds"
 

@@ -23,6 +23,7 @@ from app.exceptions import (
     ChangesExpired,
     InvalidCursor,
     NoCompleteBatch,
+    StoreBehind,
     StoreError,
     StoreFull,
     StoreUnavailable,
@@ -45,6 +46,7 @@ STORE_ERRORS: dict[type[StoreError], tuple[int, str]] = {
     InvalidCursor: (400, "bad_request"),
     VersionExpired: (410, "gone"),
     ChangesExpired: (410, "gone"),
+    StoreBehind: (503, "store_unavailable"),  # as an unreachable store: retry shortly
 }
 
 
@@ -85,8 +87,10 @@ def init_app(app: Flask) -> None:
         return error_response(error)
 
     @app.errorhandler(StoreError)
-    def _store_error(error: StoreError) -> tuple[Response, int]:
-        return store_error_response(error)
+    def _store_error(error: StoreError) -> tuple[Response, int, dict[str, str]]:
+        body, status = store_error_response(error)
+        retry = {"Retry-After": str(StoreUnavailable.retry_after_seconds)}
+        return body, status, retry if status == 503 else {}
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:

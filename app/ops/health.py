@@ -1,5 +1,14 @@
 """Blueprint of the probes: `/healthz` (this process is up) and `/readyz` (the system is).
 
+`/healthz` is a liveness probe: it answers 200 while the process serves, whatever Redis
+does, because restarting web processes heals no Redis server (an orchestrator that
+restarted them on a dead Redis node would only add an outage). Its body still covers every
+Redis server behind ``REDIS_URL`` and ``STORE_URL`` (the one Redis, the master Sentinel
+names and its replicas, every master and replica of a cluster, and the servers they mark
+failed), each with its role, whether it answered and its ``maxmemory-policy``; "status" is
+"degraded", naming each server that is down or may evict keys, else "ok" ("unknown" until
+the first check of the process ends). It reads `ReadyProbe`'s last answer and never waits.
+
 `/readyz` answers 200 only when every master behind the broker's Redis (``redis``) and
 the store's (``store``, when ``STORE_URL`` names other servers) answers a PING: the one
 Redis, the master its sentinels name, or every master of the cluster; replicas are
@@ -7,8 +16,7 @@ listed with their state, and a silent one fails nothing (its master still serves
 has no failover). Then at least one Celery worker must consume the ``fetch`` queue and
 one the ``ingest`` queue (each answers a broadcast within ``READY_TIMEOUT_SECONDS``),
 and beat's RedBeat lock must be held (the key exists with a TTL, so beat renewed it
-within ``BEAT_LOCK_TIMEOUT``). Otherwise 503, naming what failed. `/healthz` asks nothing
-of Redis: restarting a web process heals no Redis server.
+within ``BEAT_LOCK_TIMEOUT``). Otherwise 503, naming what failed.
 
 The probe is open to anyone, so it must be cheap: `ReadyProbe` runs the checks in a thread
 of its own at most once per ``READY_CACHE_SECONDS`` per web process and every caller reads
@@ -28,6 +36,7 @@ from celery import Celery
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from redis.exceptions import RedisClusterException
 
+from app.ops.redis_checks import SAFE_POLICY, eviction_policy
 from app.records import iso_at
 from app.store.connection import refresh, servers
 from config.names import FETCH_QUEUE, INGEST_QUEUE, QUEUES
@@ -58,16 +67,20 @@ def redis_check(connection: redis.Redis) -> dict[str, Any]:
 def _ping_all(connection: redis.Redis) -> dict[str, dict[str, Any]]:
     found = {}
     for server in servers(connection):
+        up, policy = False, None
         try:
-            up = bool(server.client.ping())
+            if not server.down:
+                up = bool(server.client.ping())
+                policy = eviction_policy(server.client)
         except redis.RedisError:
-            up = False
-        found[server.name] = {"role": server.role, "ok": up}
+            pass
+        found[server.name] = {"role": server.role, "ok": up, "eviction_policy": policy}
     return found
 
 
 def _masters_up(found: dict[str, dict[str, Any]]) -> bool:
-    return bool(found) and all(s["ok"] for s in found.values() if s["role"] != "replica")
+    return bool(found) and all(s["ok"] for s in found.values()
+                               if s["role"] in ("master", "single"))
 
 
 def consumers(celery_app: Celery, timeout: float) -> dict[str, list[str]]:
@@ -102,10 +115,38 @@ def beat_check(connection: redis.Redis) -> dict[str, Any]:
     return {"ok": True, "lock_ttl_seconds": None if ttl_ms < 0 else round(ttl_ms / 1000, 3)}
 
 
+def node_health(checks: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """Return every Redis server of the last checks with its state, and which fail."""
+    if checks is None:
+        return {"status": "unknown", "nodes": {}, "failing": []}
+    nodes: dict[str, dict[str, Any]] = {}
+    failing = []
+    for role in ("redis", "store"):
+        check = checks.get(role)
+        if check is None:
+            continue
+        if "servers" not in check:  # no server answered at all
+            failing.append(f"{role}: {check.get('error', 'unreachable')}")
+            continue
+        nodes[role] = {}
+        for name, server in check["servers"].items():
+            policy = server.get("eviction_policy")
+            evicting = policy is not None and policy != SAFE_POLICY
+            nodes[role][name] = {"role": server["role"], "reachable": server["ok"],
+                                 "eviction_policy": policy, "evicts_keys": evicting}
+            if not server["ok"] or evicting:
+                failing.append(f"{role} {server['role']} {name}: "
+                               + ("unreachable" if not server["ok"] else f"evicts ({policy})"))
+    return {"status": "degraded" if failing else "ok", "nodes": nodes, "failing": failing}
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
-    """Answer 200 while this web process runs."""
-    return jsonify({"status": "ok"})
+    """Answer 200 while this web process runs, with the Redis servers as last checked."""
+    body = current_app.extensions["readyz"].latest()
+    checks = body["checks"] if body is not None else None
+    return jsonify({**node_health(checks),
+                    "checked_at": body["checked_at"] if body is not None else None})
 
 
 def run_checks(connection: redis.Redis, store: redis.Redis, celery_app: Celery,
@@ -143,11 +184,8 @@ class ReadyProbe:
         with self.lock:
             if time.monotonic() - self.checked < self.ttl and self.body is not None:
                 return self.body
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._check, name="readyz", daemon=True)
-                self.started = time.monotonic()
-                self.thread.start()
-            thread, deadline = self.thread, self.started + self.timeout + WAIT_MARGIN
+            thread = self._start()
+            deadline = self.started + self.timeout + WAIT_MARGIN
         thread.join(max(0.0, deadline - time.monotonic()))
         with self.lock:
             if thread.is_alive() or self.body is None:
@@ -156,6 +194,21 @@ class ReadyProbe:
                                           f"{self.timeout + WAIT_MARGIN:g} s"}},
                     "checked_at": iso_at(time.time())}
             return self.body
+
+    def latest(self) -> dict[str, Any] | None:
+        """Return the last answer at once (None before the first); refresh it if old."""
+        with self.lock:
+            if time.monotonic() - self.checked >= self.ttl:
+                self._start()
+            return self.body
+
+    def _start(self) -> threading.Thread:
+        """Start a check unless one runs (the caller holds the lock); return its thread."""
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._check, name="readyz", daemon=True)
+            self.started = time.monotonic()
+            self.thread.start()
+        return self.thread
 
     def _check(self) -> None:
         body = run_checks(self.connection, self.store, self.celery_app, self.timeout)

@@ -66,6 +66,10 @@ def check_role(connection: redis.Redis, role: str, service: str) -> list[str]:
         return []
     errors = []
     for server in found:
+        if server.down:
+            log.warning("%s: the %s's Redis %s (%s) is down: cannot check it", service, role,
+                        server.name, server.role)
+            continue
         warn_if_evicting(server.client, f"{service} ({role} {server.role} {server.name})")
         if _cluster_enabled(server.client) and not isinstance(connection, RedisCluster):
             errors.append(f"the {role}'s Redis {server.name} runs in cluster mode: "

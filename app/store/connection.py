@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
     ClusterDownError,
@@ -25,6 +26,7 @@ from redis.exceptions import (
     SlotNotCoveredError,
     TryAgainError,
 )
+from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from config.redis_url import CLUSTER, SENTINEL, RedisUrl
@@ -72,36 +74,72 @@ class Server:
     """One server behind a client: its address, role and a client of it alone."""
 
     name: str
-    role: str  # "master", "replica" or "single"
+    role: str  # "master", "replica", "single" or "failed"
     client: redis.Redis
+    down: bool = False  # the cluster or the sentinels hold it down: not worth asking
 
 
 def servers(connection: redis.Redis) -> list[Server]:
-    """Return every server `connection` depends on (asks the cluster or the sentinels)."""
+    """Return every server `connection` depends on (asks the cluster or the sentinels).
+
+    The layout a client follows leaves out the servers the cluster or the sentinels
+    marked failed (a dead replica, a master a replica replaced); they are listed too, with
+    the role `failed` (cluster) or `replica` (Sentinel) and `down` set, so a probe lists
+    them without waiting on them.
+    """
     if isinstance(connection, RedisCluster):
-        found = []
-        for node in connection.get_nodes():
-            role = "master" if node.server_type == "primary" else "replica"
-            found.append(Server(node.name, role, connection.get_redis_connection(node)))
-        return found
+        return _cluster_servers(connection)
     pool = connection.connection_pool
     if isinstance(pool, SentinelConnectionPool):
         sentinel = pool.sentinel_manager
         master = sentinel.discover_master(pool.service_name)
-        replicas = sentinel.discover_slaves(pool.service_name)
-        return [Server(f"{host}:{port}", role, _alone(pool, host, port))
-                for role, (host, port) in [("master", master),
-                                           *(("replica", r) for r in replicas)]]
+        down = _sentinel_down(sentinel, pool.service_name)
+        listed = [("master", master, False),
+                  *(("replica", r, False) for r in sentinel.discover_slaves(pool.service_name)),
+                  *(("replica", r, True) for r in down)]
+        return [Server(f"{host}:{port}", role, _alone(pool.connection_kwargs, host, port), gone)
+                for role, (host, port), gone in listed]
     kwargs = pool.connection_kwargs
     return [Server(f"{kwargs.get('host', 'unix')}:{kwargs.get('port', '')}", "single",
                    connection)]
 
 
-def _alone(pool: SentinelConnectionPool, host: str, port: int) -> redis.Redis:
-    """Return a client of one server of a Sentinel group, with the pool's credentials."""
+def _cluster_servers(cluster: RedisCluster) -> list[Server]:
+    found = []
+    for node in cluster.get_nodes():
+        role = "master" if node.server_type == "primary" else "replica"
+        found.append(Server(node.name, role, cluster.get_redis_connection(node)))
+    try:
+        listed: Any = cluster.cluster_nodes()
+    except redis.RedisError:  # the layout above is all there is to go on
+        return found
+    known = {server.name for server in found}
+    kwargs = cluster.nodes_manager.connection_kwargs
+    for address, about in listed.items():
+        name = address.split("@")[0]
+        if name not in known and "fail" in str(about.get("flags", "")).split(","):
+            host, _, port = name.rpartition(":")
+            found.append(Server(name, "failed", _alone(kwargs, host, int(port)), True))
+    return found
+
+
+def _sentinel_down(sentinel: Sentinel, service: str) -> list[tuple[str, int]]:
+    """Return the replicas the sentinels hold down (`discover_slaves` leaves them out)."""
+    for node in sentinel.sentinels:
+        try:
+            replicas: Any = node.sentinel_slaves(service)
+        except redis.RedisError:
+            continue
+        return [(r["ip"], int(r["port"])) for r in replicas if r["is_sdown"] or r["is_odown"]]
+    return []
+
+
+def _alone(options: dict[str, Any], host: str, port: int) -> redis.Redis:
+    """Return a client of one server, with the credentials and timeouts of `options`."""
     kept = ("username", "password", "db", "ssl", "socket_connect_timeout", "socket_timeout")
-    kwargs = {key: pool.connection_kwargs[key] for key in kept if key in pool.connection_kwargs}
-    return redis.Redis(host=host, port=port, decode_responses=True, **kwargs)
+    kwargs = {key: options[key] for key in kept if key in options}
+    return redis.Redis(host=host, port=port, decode_responses=True,
+                       retry=Retry(NoBackoff(), 0), **kwargs)  # a probe asks once
 
 
 def refresh(connection: redis.Redis) -> None:

@@ -29,6 +29,7 @@ from app.store import scripts
 from app.store.cursors import EVERYTHING, BatchesCursor, Cursor, Window
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
+from app.store.served import ServedVersions
 from config import defaults
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -78,6 +79,8 @@ class Reader:
         # The current version each stream had at this process's last read: a guess the
         # read script verifies, never an answer by itself.
         self._last_current: dict[str, int] = {}
+        # Never an older current version than this process served (a failover).
+        self.served = ServedVersions(connection, prefix)
 
     def current_version(self, stream: str) -> int | None:
         raw = self.connection.get(StreamKeys(self.prefix, stream).current)
@@ -137,6 +140,8 @@ class Reader:
         if not status and pinned:
             raise _expired(stream, target)  # the history dropped the version
         self._check_readable(stream, target, status or None, count, bool(exists))
+        if guessed:
+            self.served.check(stream, target)
         more = int(total) > offset + limit
         next_cursor = Cursor(target, offset + limit, window).encode() if more else None
         return RecordPage(version=target, records=list(members), next_cursor=next_cursor)
@@ -158,6 +163,7 @@ class Reader:
             version = self.current_version(stream)
             if version is None:
                 raise NoCompleteBatch(stream)
+            self.served.check(stream, version)
         return version
 
     def span(self, stream: str, version: int, window: Window) -> tuple[int, int]:

@@ -360,12 +360,15 @@ return 0
 """
 
 # KEYS: lock, seq, receipt; meta, rec, pages of the last version handed out; index;
-# deliveries, digests, changes, page changes of that version. ARGV: token, lease_ms, receipt_ttl_ms,
-# last version handed out (as the caller read it), now, error_json.
+# deliveries, digests, changes of that version; current; page changes of that version.
+# ARGV: token, lease_ms, receipt_ttl_ms, last version handed out (as the caller read it),
+# now, error_json.
 # Takes the lease ("<token>:<version>", short PX the running batch renews) and the next
 # version in one step, at most once per fetch message (its receipt). A stream free while
 # its last batch still runs (or never began) means that batch's lease lapsed: its worker
-# was lost, so it ends `abandoned` here, atomically, its staging freed at once.
+# was lost, so it ends `abandoned` here, atomically, its staging freed at once. The next
+# version is also above the current one and the history's newest: a failover that lost
+# INCRs of seq (but not the batches they began) must never hand out a number again.
 # Returns -1 (this message already started a batch), false (a batch holds the lease),
 # -2 (the sequence moved since the caller read it: read again), or {version, abandoned}.
 ACQUIRE_LEASE = BUCKETS + """
@@ -376,7 +379,7 @@ if tonumber(redis.call('GET', KEYS[2]) or '0') ~= last then return -2 end
 local abandoned = 0
 local status = redis.call('HGET', KEYS[4], 'status')
 if last > 0 and (not status or status == 'running') then
-  redis.call('UNLINK', KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
+  redis.call('UNLINK', KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10], KEYS[12])
   each_bucket(KEYS[4], KEYS[9], 'UNLINK')
   redis.call('HSET', KEYS[4], 'status', 'abandoned', 'version', last, 'finished_at', ARGV[5],
              'error', ARGV[6])
@@ -384,6 +387,12 @@ if last > 0 and (not status or status == 'running') then
   abandoned = last
 end
 local version = redis.call('INCR', KEYS[2])
+local newest = redis.call('ZREVRANGE', KEYS[7], 0, 0)[1]
+local floor = math.max(tonumber(redis.call('GET', KEYS[11]) or '0'), tonumber(newest or '0'))
+if version <= floor then
+  version = floor + 1
+  redis.call('SET', KEYS[2], version)
+end
 redis.call('SET', KEYS[1], ARGV[1] .. ':' .. version, 'PX', ARGV[2])
 redis.call('SET', KEYS[3], version, 'PX', ARGV[3])
 return {version, abandoned}

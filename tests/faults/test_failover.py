@@ -125,6 +125,19 @@ def define(api: Api, upstream: Upstream, name: str, count: int, **feed: Any) -> 
     api.start(name, interval_seconds=2)
 
 
+def healthz_names_down(api: Api, role: str, port: int) -> dict[str, Any] | None:
+    """Return /healthz's entry of the server on `port` once it reports it down (the
+    probe answers 200 all along: a liveness probe)."""
+    response = api.call("GET", "/healthz")
+    assert response.status_code == 200, response.text
+    body, name = response.json(), f"127.0.0.1:{port}"
+    node = body["nodes"].get(role, {}).get(name)
+    if node is None or node["reachable"] or body["status"] != "degraded":
+        return None
+    assert any(name in line for line in body["failing"]), body
+    return dict(node)
+
+
 def published_after(api: Api, name: str, version: int) -> dict[str, Any] | None:
     """Return the first batch above `version` that published, if one has."""
     done = [b for b in api.batches(name) if b["version"] > version and b["status"] == "complete"]
@@ -168,8 +181,14 @@ def test_store_master_killed_while_a_batch_flows_and_readers_page(
     assert first["records"] == 60
     settled = [b["status"] for b in api.batches(victim) if b["version"] < first["version"]]
     assert set(settled) <= {"complete", "failed", "abandoned"}
-    assert api.call("GET", "/readyz").status_code == 200
+    ready = api.call("GET", "/readyz")
+    assert ready.status_code == 200, ready.text  # the dead master serves no slot
+    started = time.monotonic()
+    gone = wait_for(partial(healthz_names_down, api, "store", killed.port), timeout=30,
+                    what="/healthz to name the killed master")
+    assert gone["role"] in ("failed", "master")
     record("cluster-master-killed", {
+        "healthz_named_it_after_seconds": round(time.monotonic() - started, 2),
         **figures, "in_flight_batch": in_flight["status"],
         "replica_promoted_after_seconds": round(promoted, 2),
         "next_publish_after_seconds": round(republished, 2)})
@@ -178,13 +197,14 @@ def test_store_master_killed_while_a_batch_flows_and_readers_page(
 def test_new_versions_wait_for_a_replica_and_warn_without_one(
         failover: tuple[Cluster, SentinelGroup, System], caplog: pytest.LogCaptureFixture
         ) -> None:
-    cluster, group, _system = failover
+    cluster, group, system = failover
     store = create_app({"REDIS_URL": group.url, "STORE_URL": cluster.url,
                         "REPLICA_WAIT_MS": 300}).extensions["store"]
     paired = [m for m in cluster.live() if cluster.replicas_of(m)
               and client(m.port).info("replication")["role"] == "master"]
     lonely, kept = paired[0], paired[1]
-    cluster.replicas_of(lonely)[0].stop(kill=True)
+    dead = cluster.replicas_of(lonely)[0]
+    dead.stop(kill=True)
     names = {home: next(name for name in (f"wait-{i}" for i in range(200))
                         if cluster.master_of(StreamKeys("ds", name).current) is home)
              for home in (lonely, kept)}
@@ -199,6 +219,9 @@ def test_new_versions_wait_for_a_replica_and_warn_without_one(
         waited = time.monotonic() - started
     [warning] = warnings()
     assert "no replica acknowledged" in warning and 0.3 <= waited < 3
+    gone = wait_for(partial(healthz_names_down, Api(system), "store", dead.port), timeout=30,
+                    what="/healthz to name the killed replica")
+    assert gone["role"] in ("replica", "failed")
 
 
 def test_broker_master_killed_while_beat_ticks(
@@ -230,6 +253,8 @@ def test_broker_master_killed_while_beat_ticks(
     figures = check_readers(readers, {name: 10})
     assert figures["answers_503"] == 0  # the store is elsewhere: reads never noticed
     assert system.procs["beat"].running
+    assert wait_for(partial(healthz_names_down, api, "redis", old_master), timeout=30,
+                    what="/healthz to name the old broker master")["role"] == "replica"
     after = sorted((b for b in api.batches(name) if b["version"] > before),
                    key=lambda b: b["version"])
     settled = {b["status"] for b in after[:-1]}

@@ -18,9 +18,66 @@ from config.streams import StreamDefinition
 from tests.support.seed import Seeder
 
 
-def test_healthz(client: FlaskClient) -> None:
+def test_healthz_lists_every_redis_server_from_the_probe_cache(
+        client: FlaskClient, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    workers(monkeypatch, {"fetch": [], "ingest": []})
+    first = client.get("/healthz")  # before any check: alive, Redis not yet known
+    assert first.status_code == 200 and first.get_json()["status"] in ("unknown", "ok")
+    app.extensions["readyz"].thread.join(5)
+    body = client.get("/healthz").get_json()
+    assert body["status"] == "ok" and body["failing"] == []
+    [(name, node)] = body["nodes"]["redis"].items()
+    # fakeredis refuses CONFIG GET, as a managed Redis may: the policy is unknown, not bad.
+    assert node == {"role": "single", "reachable": True, "eviction_policy": None,
+                    "evicts_keys": False}
+    assert body["checked_at"] == client.get("/readyz").get_json()["checked_at"]
+    assert name in client.get("/readyz").get_data(as_text=True)  # no more than /readyz tells
+
+
+def test_healthz_is_200_and_degraded_naming_each_failing_server(
+        client: FlaskClient, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    servers = {"10.0.0.1:7000": {"role": "master", "ok": True, "eviction_policy": "noeviction"},
+               "10.0.0.2:7001": {"role": "replica", "ok": False, "eviction_policy": None},
+               "10.0.0.3:7002": {"role": "failed", "ok": False, "eviction_policy": None},
+               "10.0.0.4:7003": {"role": "master", "ok": True,
+                                 "eviction_policy": "allkeys-lru"}}
+    monkeypatch.setattr(health, "redis_check",
+                        lambda connection: {"ok": True, "servers": servers})
+    workers(monkeypatch, {"fetch": [], "ingest": []})
+    client.get("/readyz")
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    assert body["failing"] == ["redis replica 10.0.0.2:7001: unreachable",
+                               "redis failed 10.0.0.3:7002: unreachable",
+                               "redis master 10.0.0.4:7003: evicts (allkeys-lru)"]
+    assert body["nodes"]["redis"]["10.0.0.4:7003"]["evicts_keys"] is True
+
+
+def test_healthz_is_200_when_no_redis_answers(client: FlaskClient,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health, "redis_check",
+                        lambda connection: {"ok": False, "error": "ConnectionError"})
+    client.get("/readyz")
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json()["failing"] == ["redis: ConnectionError"]
+
+
+def test_healthz_never_waits_for_a_hung_check(
+        client: FlaskClient, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    monkeypatch.setattr(health, "redis_check",
+                        lambda connection: {"ok": release.wait(30) and False})
+    try:
+        started = time.monotonic()
+        answers = [client.get("/healthz") for _ in range(20)]
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+    assert {answer.status_code for answer in answers} == {200} and waited < 1
+    assert answers[-1].get_json()["status"] == "unknown"
 
 
 def workers(monkeypatch: pytest.MonkeyPatch, found: dict[str, list[str]]) -> None:

@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from app.ops import redis_checks
+from app.store.connection import Server
 
 
 class FakeConfig:
@@ -61,3 +62,19 @@ def test_creating_the_app_connects_to_nothing() -> None:
 
     app = create_app({"TESTING": True, "REDIS_URL": "redis://127.0.0.1:1/0"})
     assert app.extensions["redis"] is not None
+
+
+def test_a_server_held_down_is_named_not_asked(monkeypatch: pytest.MonkeyPatch,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    class Dead:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"a server held down was asked {name}")
+
+    found = [Server("10.0.0.1:7000", "master", FakeConfig("noeviction")),  # type: ignore[arg-type]
+             Server("10.0.0.2:7000", "failed", Dead(), down=True)]  # type: ignore[arg-type]
+    monkeypatch.setattr(redis_checks, "servers", lambda connection: found)
+    monkeypatch.setattr(redis_checks, "_cluster_enabled", lambda connection: False)
+    with caplog.at_level(logging.WARNING):
+        assert redis_checks.check_role(object(), "store", "web") == []  # type: ignore[arg-type]
+    assert [r.getMessage() for r in caplog.records] == [
+        "web: the store's Redis 10.0.0.2:7000 (failed) is down: cannot check it"]
