@@ -28,6 +28,7 @@ from app.publish import settle as settle_batch
 from app.records import encode
 from app.store import scripts
 from app.store.locks import BatchLease
+from bench import memory
 from config.streams import StreamDefinition
 from demo import item
 from tests.support.seed import Seeder
@@ -113,5 +114,6 @@ def measure(redis_url: str, total: int) -> dict[str, float]:
             raw.config_set("slowlog-log-slower-than", 10_000)
             changes = get_store().reader.batch(name, lease.version)["changes"]
             out["changed"] = changes["added"] + changes["updated"] + changes["removed"]
+            out[f"{how}_memory_ratio"] = memory.measure(raw, name)["all_ratio"]
     out["ratio"] = out["paged_s"] / out["walked_s"]
     return out

@@ -40,12 +40,13 @@ def _publish(rows: list[dict[str, float]]) -> list[str]:
              "(target < 0.5 s at 1M, growing with the changes)", "",
              _row("records", "changes", "walked settle s (before)", "paged settle s (ours)",
                   "paged / walked", "PUBLISH Lua step ms", "versions 1 and 2 settle s, "
-                  "walked / paged"),
-             _row(*["---"] * 7)]
+                  "walked / paged", "Redis bytes of the version / its JSON"),
+             _row(*["---"] * 8)]
     lines += [_row(_n(r["records"]), f"{int(r['changed']):,}", f"{r['walked_s']:.3f}",
                    f"{r['paged_s']:.3f}", f"{r['ratio']:.3f}x", f"{r['paged_lua_ms']:.3f}",
                    f"{r['walked_first_s']:.2f}, {r['walked_second_s']:.2f} / "
-                   f"{r['paged_first_s']:.2f}, {r['paged_second_s']:.2f}")
+                   f"{r['paged_first_s']:.2f}, {r['paged_second_s']:.2f}",
+                   f"{r['paged_memory_ratio']:.2f}x")
               for r in rows]
     return lines
 
