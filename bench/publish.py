@@ -101,7 +101,8 @@ def measure(redis_url: str, total: int) -> dict[str, float]:
             name = f"publish-{how}-{total}"
             get_store().definitions.put(name, StreamDefinition.model_validate(
                 {"source": {"url": "http://127.0.0.1:9/items"},
-                 "publish_gate": {"allow_empty": True}}))
+                 "publish_gate": {"allow_empty": True},
+                 "batch_limits": {"max_records": 2 * total, "max_bytes": 1024 * total}}))
             keyed = how == "paged"
             out[f"{how}_first_s"] = settle(name, stage(app, name, version(total, 0), keyed))
             out[f"{how}_second_s"] = settle(name, stage(app, name, version(total, 1), keyed))
