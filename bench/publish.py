@@ -115,6 +115,7 @@ def measure(redis_url: str, total: int) -> dict[str, float]:
             raw.config_set("slowlog-log-slower-than", 10_000)
             changes = get_store().reader.batch(name, lease.version)["changes"]
             out["changed"] = changes["added"] + changes["updated"] + changes["removed"]
-            out[f"{how}_memory_ratio"] = memory.measure(raw, name)["all_ratio"]
+            text = redis.Redis.from_url(redis_url, decode_responses=True)
+            out[f"{how}_memory_ratio"] = memory.measure(text, name)["all_ratio"]
     out["ratio"] = out["paged_s"] / out["walked_s"]
     return out
