@@ -4,6 +4,10 @@
     python -m bench --quick    N = 10k, 100k only
     python -m bench --only ingest,publish,incremental,reads,memory,scaling,compression,\
                            listing,cluster,delivery
+    python -m bench --only scale --no-write
+                               one stream of 100k, 2M and 5M records (about 40 minutes;
+                               not in the full run; BENCH_SCALE_SIZES=100000,2000000 to
+                               choose the sizes)
 """
 
 from __future__ import annotations
@@ -13,13 +17,26 @@ import sys
 import time
 from typing import Any
 
-from bench import cluster, delivery, http, incremental, ingest, memory, publish, reads, report
+from bench import (
+    cluster,
+    delivery,
+    http,
+    incremental,
+    ingest,
+    memory,
+    publish,
+    reads,
+    report,
+    scale,
+)
 from bench.env import World, machine
 
 FULL = (10_000, 100_000, 1_000_000)
 QUICK = (10_000, 100_000)
 PARTS = ("ingest", "publish", "incremental", "reads", "memory", "scaling", "compression",
-         "listing", "cluster", "delivery")
+         "listing", "cluster", "delivery", "scale")
+# Run only when named: the 5M-record stream alone takes about 25 minutes.
+OPT_IN = ("scale",)
 # Records of the delivery benchmark (the issue's size), in every mode.
 DELIVERY_RECORDS = 100_000
 
@@ -65,6 +82,9 @@ def run(parts: tuple[str, ...], sizes: tuple[int, ...], quick: bool) -> dict[str
         if "compression" in parts:
             results["compression"] = _step("compression", http.compression, world, reference)
             results["compression_records"] = int(reference.split("-")[1])
+        if "scale" in parts:  # fresh processes per size; the parts after get their own
+            results["scale"] = _step("scale", scale.measure, world, scale.sizes_from_env())
+            system = world.start_system()
         if "listing" in parts:  # last: it leaves 1,000 streams defined
             results["listing"] = _step("listing", http.listing, world)
     finally:
@@ -84,7 +104,8 @@ def _step(label: str, func: Any, *args: Any) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="N = 10k and 100k only")
-    parser.add_argument("--only", default=",".join(PARTS), help="comma list of parts")
+    parser.add_argument("--only", default=",".join(p for p in PARTS if p not in OPT_IN),
+                        help="comma list of parts")
     parser.add_argument("--no-write", action="store_true",
                         help="print the table without writing docs/benchmarks.md")
     options = parser.parse_args()

@@ -22,6 +22,9 @@ from devtools.system import System
 
 WORK_DIR = ROOT / "var" / "bench"
 PAGE_SIZE = 1000
+# The benchmark Redis's maxmemory, in bytes: room for the 5M-record stream of `scale`
+# (its version, its staging and its queued pages at once).
+REDIS_MAXMEMORY = 12 * 2**30
 
 
 def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.01,
@@ -85,7 +88,8 @@ class World:
     def __init__(self) -> None:
         shutil.rmtree(WORK_DIR, ignore_errors=True)
         WORK_DIR.mkdir(parents=True)
-        self.redis_server = RedisServer(WORK_DIR / "redis").start()
+        self.redis_server = RedisServer(WORK_DIR / "redis",
+                                        maxmemory=REDIS_MAXMEMORY).start()
         self.redis = redis.Redis.from_url(self.redis_server.url, decode_responses=True)
         self.upstream = Upstream(WORK_DIR / "logs").start()
         self.system: System | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import redis
@@ -55,13 +56,15 @@ def floor(connection: redis.Redis, url: str, name: str) -> Run:
     return Run(records, time.perf_counter() - started)
 
 
-def define(system: System, name: str, url: str) -> None:
-    """Define a stream on the demo upstream, fetched once an hour (so once here)."""
-    body = {"source": {"url": url, "records_path": "data",
+def define(system: System, name: str, url: str, extra: dict[str, Any] | None = None
+           ) -> None:
+    """Define a stream on the demo upstream, fetched once an hour (so once here); `extra`
+    adds or replaces fields of the definition."""
+    body: dict[str, Any] = {"source": {"url": url, "records_path": "data",
                        "pagination": {"type": "next_url", "next_url_path": "next"},
                        "max_pages": 100_000, "read_timeout": 60},
             "key": "id", "interval_seconds": 3600,
-            "publish_gate": {"allow_empty": True}}
+            "publish_gate": {"allow_empty": True}, **(extra or {})}
     response = system.http.put(system.api(f"/streams/{name}"), json=body, timeout=10)
     response.raise_for_status()
 
@@ -71,10 +74,11 @@ def start(system: System, name: str) -> None:
                      ).raise_for_status()
 
 
-def ours(world: World, system: System, names: list[str], url: str) -> Run:
+def ours(world: World, system: System, names: list[str], url: str,
+         extra: dict[str, Any] | None = None, timeout: float = TIMEOUT) -> Run:
     """Start every stream at once; time until each has published; stop them."""
     for name in names:
-        define(system, name, url)
+        define(system, name, url, extra)
     pointers = [f"ds:{{{name}}}:current" for name in names]
     before = world.redis.mget(pointers)
     started = time.perf_counter()
@@ -89,7 +93,7 @@ def ours(world: World, system: System, names: list[str], url: str) -> Run:
         now = world.redis.mget(pointers)
         return all(new and new != old for new, old in zip(now, before, strict=True))
 
-    wait_for(published, TIMEOUT, 0.005, "publication")
+    wait_for(published, timeout, 0.005, "publication")
     seconds = time.perf_counter() - started
     records = 0
     for name in names:

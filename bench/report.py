@@ -6,6 +6,7 @@ refreshes the figures without losing the analysis.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -74,8 +75,8 @@ def _incremental(rows: list[dict[str, Any]], ingest: list[dict[str, float]]) -> 
 
 
 def _reads(r: dict[str, float]) -> list[str]:
-    return ["### 3. Reads, GET /data?limit=100, 16 connections (target >= 0.8x rps, "
-            "p99 <= 1.5x)", "",
+    return ["### 3. Reads, GET /data?limit=100, 16 connections (target >= 0.9x rps, "
+            "p99 <= 1.2x)", "",
             _row("endpoint", "req/s", "p50 ms", "p99 ms"), _row(*["---"] * 4),
             _row("bare ZRANGE 100", f"{r['bare_rps']:,.0f}", f"{r['bare_p50_ms']:.2f}",
                  f"{r['bare_p99_ms']:.2f}"),
@@ -174,6 +175,35 @@ def _delivery(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _failed(error: str) -> str:
+    """Return "failed: <kind>" of a batch's error as bench.scale reports it."""
+    found = re.search(r'"kind": ?"(\w+)"', error)
+    return f"failed: {found.group(1) if found else error}"
+
+
+def _scale(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["### 10. Scale: one stream of N records, fresh processes per size (target: "
+             "peak memory flat, the 2M run at most 1.2x the 100k run; x smallest: against the "
+             "smallest run of the same middleware)", "",
+             _row("records", "middleware", "start to readable s", "rec/s",
+                  "worker: busiest child MiB", "x smallest", "worker group MiB",
+                  "ingest: busiest child MiB", "x smallest", "ingest group MiB",
+                  "Redis used MiB"),
+             _row(*["---"] * 11)]
+    smallest: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        smallest.setdefault(r["middleware"], r)
+    lines += [_row(_n(r["records"]), r["middleware"],
+                   _failed(r["error"]) if r["error"] else f"{r['seconds']:.1f}",
+                   f"{r['rps']:,.0f}",
+                   f"{r['worker_child_mib']:,.0f}",
+                   f"{r['worker_child_mib'] / smallest[r['middleware']]['worker_child_mib']:.2f}x",
+                   f"{r['worker_group_mib']:,.0f}", f"{r['ingest_child_mib']:,.0f}",
+                   f"{r['ingest_child_mib'] / smallest[r['middleware']]['ingest_child_mib']:.2f}x",
+                   f"{r['ingest_group_mib']:,.0f}", f"{r['redis_mib']:,.0f}") for r in rows]
+    return lines
+
+
 def tables(results: dict[str, Any]) -> str:
     """Return every measured part as markdown tables."""
     blocks: list[list[str]] = []
@@ -197,6 +227,8 @@ def tables(results: dict[str, Any]) -> str:
         blocks.append(_cluster(results["cluster"]))
     if "delivery" in results:
         blocks.append(_delivery(results["delivery"]))
+    if "scale" in results:
+        blocks.append(_scale(results["scale"]))
     return "\n\n".join("\n".join(block) for block in blocks)
 
 

@@ -88,6 +88,9 @@ BATCH_MAX_BYTES = 256 * 1024 * 1024
 # of their canonical JSON. The worker sends a bigger page as several parts.
 PAGE_PART_RECORDS = 10_000
 PAGE_PART_BYTES = 4 * 1024 * 1024
+# Records per final page of those a middleware held back to the end of a batch (dedupe
+# keeping the last): the worker holds one such page in memory at a time.
+HELD_PAGE_RECORDS = 1000
 
 # Publish gate: quarantine a batch that lost more than this fraction of the previous
 # version's records, unless the stream sets its own `publish_gate.max_drop_ratio` (null: off).

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,7 +72,9 @@ def create_app(total: int | None = None, change_seconds: int | None = None) -> F
         if delay:
             time.sleep(delay / 1000)
         epoch = int(time.time() // period)
-        ids = item_ids(count, epoch) if count <= 100_000 else list(range(1, count + 1))
+        # Past 100k no item retires or joins: a range, sliced without being built.
+        ids: Sequence[int] = item_ids(count, epoch) if count <= 100_000 else range(
+            1, count + 1)
         chunk = ids[(page - 1) * size: page * size]
         more = page * size < len(ids)
         args = {**request.args.to_dict(), "page": str(page + 1), "page_size": str(size)}

@@ -110,8 +110,10 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
             kept = chain.apply(fetched, replace(context, page=page.number))
             records += _send(outbox, steps, schema, page.number, kept, dead)
         pages += 1
-    held = chain.finish(replace(context, page=pages + 1))
-    if held:  # records a middleware held back (dedupe keeping the last) go as a last page
+    # Records a middleware held back (dedupe keeping the last) go as the last pages.
+    for held in chain.finish(replace(context, page=pages + 1)):
+        if heartbeat.lost.is_set():
+            break
         records += _send(outbox, steps, schema, pages + 1, held, [])
         pages += 1
     steps.finish()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+from functools import cache, lru_cache
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request
@@ -37,6 +38,7 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 PROBES = frozenset({"health.healthz", "health.readyz"})
 
 
+@cache
 def _public_endpoints() -> frozenset[str]:
     from app.api.ui import PUBLIC_ENDPOINTS
 
@@ -97,6 +99,11 @@ def local_port() -> int | None:
 
 def own_host(host: str, trusted: list[str]) -> bool:
     """Tell whether a Host header names this server: loopback at the port reached, or trusted."""
+    return _own_host(host, tuple(trusted), local_port())
+
+
+@lru_cache(maxsize=256)  # a pure function of its arguments, asked on every request
+def _own_host(host: str, trusted: tuple[str, ...], reached: int | None) -> bool:
     if host.lower() in {urlsplit(origin).netloc.lower() for origin in trusted}:
         return True
     try:
@@ -106,7 +113,6 @@ def own_host(host: str, trusted: list[str]) -> bool:
         return False
     if not parts.hostname or not is_loopback(parts.hostname):
         return False
-    reached = local_port()
     return reached is None or (port or 80) == reached
 
 

@@ -17,15 +17,20 @@ URL with ``cursor`` set to the body's ``next_cursor``, so a client can page by h
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 from flask import Response, current_app, jsonify, request
 from pydantic import BaseModel, Field
+from werkzeug.sansio.utils import get_current_url
 
 # Content-coding suffixes a compressed answer's strong ETag carries (`compression`).
 CODING_SUFFIXES = (":gzip", ":br", ":zstd", ":deflate")
+# werkzeug's `request.base_url` re-quotes the URL on every call (a tenth of a page's cost);
+# the same scheme, host, root and path always give the same URL, so keep the last few.
+_base_url = lru_cache(maxsize=256)(get_current_url)
 
 
 def strong_tag(version: int, *query: object) -> str:
@@ -51,6 +56,8 @@ def weakly_tagged(body: dict[str, Any]) -> Response:
 
 def _matched(tag: str) -> str | None:
     """Return the tag of If-None-Match that names `tag` in some coding, or None."""
+    if "HTTP_IF_NONE_MATCH" not in request.environ:
+        return None  # most requests: no header to parse
     header = request.if_none_match
     if not header:
         return None
@@ -66,6 +73,12 @@ def _matched(tag: str) -> str | None:
 
 def cache_control(response: Response, *, pinned: bool) -> Response:
     """Say what a cache may keep: a pinned version for long, the current one revalidated."""
+    # The usual case: no header to merge with (`getlist`, as `in` raises and catches).
+    if not response.headers.getlist("Cache-Control"):
+        response.headers["Cache-Control"] = (
+            f"max-age={current_app.config['PINNED_MAX_AGE_SECONDS']}, immutable" if pinned
+            else "no-cache")
+        return response
     if pinned:
         response.cache_control.max_age = current_app.config["PINNED_MAX_AGE_SECONDS"]
         response.cache_control.immutable = True
@@ -99,7 +112,8 @@ def link_next(response: Response, next_cursor: str | None) -> Response:
     """Add ``Link: <this URL with cursor=next_cursor>; rel="next"`` when there is a next page."""
     if next_cursor:
         query = {key: value for key, value in request.args.items() if key != "cursor"}
-        url = f"{request.base_url}?{urlencode({**query, 'cursor': next_cursor})}"
+        base = _base_url(request.scheme, request.host, request.root_path, request.path)
+        url = f"{base}?{urlencode({**query, 'cursor': next_cursor})}"
         response.headers.add("Link", f'<{url}>; rel="next"')
     return response
 

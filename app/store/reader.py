@@ -134,12 +134,13 @@ class Reader:
         else:
             raise VersionExpired(f"{stream!r} kept publishing during the read; retry",
                                  details={"stream": stream})
-        defined, status, count, exists, total, members = reply
+        defined, status, count, total, members = reply
         if not defined:
             raise StreamNotFound(stream)
         if not status and pinned:
             raise _expired(stream, target)  # the history dropped the version
-        self._check_readable(stream, target, status or None, count, bool(exists))
+        # Redis never keeps an empty sorted set: a ZCARD of 0 means the records are gone.
+        self._check_readable(stream, target, status or None, count, total > 0)
         if guessed:
             self.served.check(stream, target)
         more = int(total) > offset + limit

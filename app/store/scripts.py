@@ -324,6 +324,7 @@ return ARGV[2]
 # "1" for descending, "1" to require that `version` is still the current one.
 # One page of a version and all that decides whether it may be served, in one atomic step
 # (no expiry between check and read); a wrong guess of the current version: "moved".
+# Returns {defined, status, records announced, ZCARD (0: the zset is gone), members}.
 READ_PAGE = """
 if ARGV[5] == '1' then
   local current = redis.call('GET', KEYS[4])
@@ -338,8 +339,8 @@ if ARGV[4] == '1' then
 else
   members = redis.call('ZRANGE', KEYS[3], ARGV[2], ARGV[3])
 end
-return {redis.call('EXISTS', KEYS[1]), m[1] or '', m[2] or '0', redis.call('EXISTS', KEYS[3]),
-        redis.call('ZCARD', KEYS[3]), members}
+return {redis.call('EXISTS', KEYS[1]), m[1] or '', m[2] or '0', redis.call('ZCARD', KEYS[3]),
+        members}
 """
 
 # KEYS: meta, current, digests, changes. ARGV: version.

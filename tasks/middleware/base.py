@@ -2,12 +2,14 @@
 
 A middleware is built once per batch. `apply` is called for every page, in order;
 `finish` once after the last page, for a middleware that holds records back (dedupe
-keeping the last). Records it removes or cannot process are reported to its `Tally`,
-so they are counted, with up to `MAX_SAMPLES` sample reasons, in the batch metadata.
+keeping the last): a list, or an iterator the chain reads a page at a time. Records it
+removes or cannot process are reported to its `Tally`, so they are counted, with up to
+`MAX_SAMPLES` sample reasons, in the batch metadata.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +87,8 @@ class Middleware:
         """Return the page's records after this middleware."""
         return records
 
-    def finish(self, context: BatchContext) -> list[Record]:
-        """Return records held back until the end of the batch (none by default)."""
+    def finish(self, context: BatchContext) -> Iterable[Record]:
+        """Return (or yield) records held back until the end of the batch (none by default)."""
         return []
 
 

@@ -9,13 +9,15 @@ ignores them).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
 from app.exceptions import MiddlewareError
+from config import defaults
 from config.streams import StreamDefinition
 from tasks.middleware.base import BatchContext, Middleware, Record
 from tasks.middleware.cast import Cast
@@ -42,16 +44,35 @@ class Chain:
             records = self._run(index, step, step.apply, records, context)
         return records
 
-    def finish(self, context: BatchContext) -> list[Record]:
-        """Return the records steps held back, passed through the steps after them."""
-        records: list[Record] = []
+    def finish(self, context: BatchContext) -> Iterator[list[Record]]:
+        """Yield the records steps held back, a page of at most `HELD_PAGE_RECORDS` at a
+        time, each passed through the steps after the one that held it; the first page
+        is `context.page` and each page yielded the next."""
+        page = context.page
         for index, step in enumerate(self.steps):
-            if records:
-                records = self._run(index, step, step.apply, records, context)
-            held = self._call(index, step, partial(step.finish, context), context)
-            step.tally.records_out += len(held)
-            records = records + held
-        return records
+            for held in self._held(index, step, context):
+                step.tally.records_out += len(held)
+                records = held
+                for later in range(index + 1, len(self.steps)):
+                    if records:
+                        records = self._run(later, self.steps[later], self.steps[later].apply,
+                                            records, replace(context, page=page))
+                if records:
+                    yield records
+                    page += 1
+
+    def _held(self, index: int, step: Middleware, context: BatchContext
+              ) -> Iterator[list[Record]]:
+        """Yield what `step.finish` holds, `HELD_PAGE_RECORDS` at a time."""
+        try:
+            held = iter(step.finish(context))
+            while chunk := list(islice(held, defaults.HELD_PAGE_RECORDS)):
+                yield chunk
+        except (MiddlewareError, SoftTimeLimitExceeded):
+            raise
+        except Exception as exc:
+            raise MiddlewareError(index, step.type, f"{type(exc).__name__}: {exc}",
+                                  page=context.page) from exc
 
     def _run(self, index: int, step: Middleware,
              method: Callable[[list[Record], BatchContext], list[Record]],

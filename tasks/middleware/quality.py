@@ -1,14 +1,16 @@
 """Record-quality middleware: `dedupe` by key and `validate` against a JSON Schema.
 
-`dedupe` keeping the first record of a key drops later ones as pages go by. Keeping the
-last cannot work page by page (an earlier page may already be sent), so it holds every
-record back until the end of the batch and releases them in `finish`, in the order of
-each key's last occurrence: memory grows with the batch, and the records arrive at
-data-streams as one final page.
+`dedupe` keeping the first record of a key drops later ones as pages go by, remembering
+the keys sent on disk (`SeenKeys`). Keeping the last cannot work page by page (an earlier
+page may already be sent), so it holds the latest record of each key back until the end
+of the batch, on disk (`HeldRecords`), and releases them in `finish`, in the order of
+each key's last occurrence, as final pages. Either way the worker's memory does not grow
+with the batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -18,7 +20,8 @@ from referencing import Registry
 
 from app.records import get_path
 from config.middleware import DedupeSpec, ValidateSpec, non_local_refs
-from tasks.middleware.base import BatchContext, Middleware, Record
+from tasks.middleware.base import MAX_SAMPLES, BatchContext, Middleware, Record
+from tasks.middleware.held import HeldRecords, SeenKeys, loads
 
 ABSENT = object()
 # A schema resolves references only inside itself: an empty registry, whose default
@@ -33,8 +36,9 @@ class Dedupe(Middleware):
         super().__init__(key_path)
         self.key = spec.key or [key_path]
         self.keep = spec.keep
-        self.seen: set[bytes] = set()
-        self.held: dict[Any, Record] = {}
+        self.seen = SeenKeys() if self.keep == "first" else None
+        self.held = HeldRecords() if self.keep == "last" else None
+        self.named = 0  # records replaced across pages that were looked up and counted
         self.keyless = 0
 
     def _key(self, record: Record) -> bytes | None:
@@ -45,36 +49,63 @@ class Dedupe(Middleware):
         return orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
 
     def apply(self, records: list[Record], context: BatchContext) -> list[Record]:
+        if self.held is not None:
+            self._hold(self.held, records, context)
+            return []
+        return self._first(self.seen, records, context) if self.seen is not None else records
+
+    def _first(self, keys: SeenKeys, records: list[Record], context: BatchContext
+               ) -> list[Record]:
+        """Keep the records whose key was not seen before; drop (and count) the others."""
+        keyed = [(self._key(record), record) for record in records]
+        seen = keys.known([key for key, _ in keyed if key is not None])
         kept: list[Record] = []
-        for record in records:
-            key = self._key(record)
+        new: list[bytes] = []
+        for key, record in keyed:
             if key is None:
-                self.tally.fail(record, f"no key {'+'.join(self.key)}; kept", context)
-                self.keyless += 1
-                self._keep(("no-key", self.keyless), record, kept)
-            elif self.keep == "last":
-                if key in self.held:
-                    self.tally.drop(self.held.pop(key), self._reason(key), context)
-                self.held[key] = record
-            elif key in self.seen:
+                self._keyless(record, context)
+                kept.append(record)
+            elif key in seen:
                 self.tally.drop(record, self._reason(key), context)
             else:
-                self.seen.add(key)
+                seen.add(key)
+                new.append(key)
                 kept.append(record)
+        keys.add(new)
         return kept
 
-    def _keep(self, slot: Any, record: Record, kept: list[Record]) -> None:
-        if self.keep == "last":
-            self.held[slot] = record
-        else:
-            kept.append(record)
+    def _hold(self, held: HeldRecords, records: list[Record], context: BatchContext) -> None:
+        """Hold the page's latest record per key; count those it replaces (and, while
+        samples are wanted, look the replaced ones up to name them)."""
+        keyed = [(self._key(record), record) for record in records]
+        sampling = len(self.tally.samples) < MAX_SAMPLES
+        earlier = held.earlier([key for key, _ in keyed if key is not None]) if sampling else {}
+        page: dict[bytes, Record] = {}  # in the order of each key's last occurrence
+        for key, record in keyed:
+            if key is None:
+                self._keyless(record, context)
+                key = b"\0no-key %d" % self.keyless  # never a JSON array: its own slot
+            elif key in page:
+                self.tally.drop(page.pop(key), self._reason(key), context)
+            elif key in earlier:
+                self.named += 1
+                self.tally.drop(loads(earlier.pop(key)), self._reason(key), context)
+            page[key] = record
+        held.put(list(page.items()))
+
+    def _keyless(self, record: Record, context: BatchContext) -> None:
+        self.tally.fail(record, f"no key {'+'.join(self.key)}; kept", context)
+        self.keyless += 1
 
     def _reason(self, key: bytes) -> str:
         return f"duplicate key {key.decode()} (kept {self.keep})"
 
-    def finish(self, context: BatchContext) -> list[Record]:
-        held, self.held = list(self.held.values()), {}
-        return held
+    def finish(self, context: BatchContext) -> Iterable[Record]:
+        if self.held is None:
+            return []
+        # Replaced across pages once samples were full: counted here, in one go.
+        self.tally.dropped += self.held.replaced() - self.named
+        return self.held.last()
 
 
 class Validate(Middleware):

@@ -25,7 +25,7 @@ def run(chain: Chain, *pages: list[Any]) -> list[Any]:
     out: list[Any] = []
     for number, records in enumerate(pages, start=1):
         out += chain.apply(records, BatchContext(**{**CONTEXT.__dict__, "page": number}))
-    return out + chain.finish(CONTEXT)
+    return out + [record for page in chain.finish(CONTEXT) for record in page]
 
 
 ORDERS: list[dict[str, Any]] = [
@@ -153,6 +153,18 @@ def test_dedupe_keeps_the_first_across_pages() -> None:
     assert (stats["dropped"], stats["failed"]) == (1, 1)
 
 
+def test_dedupe_keeping_the_first_remembers_every_key_of_large_pages() -> None:
+    chain = chain_of({"type": "dedupe"})
+    first = [{"id": n, "v": "first"} for n in range(1200)]
+    second = [{"id": n, "v": "again"} for n in range(600, 1800)]
+
+    out = run(chain, first, second, [*second[::-1], {"id": 5, "v": "last"}])
+
+    assert out == [*first, *({"id": n, "v": "again"} for n in range(1200, 1800))]
+    step = chain.stats()["steps"][0]
+    assert (step["in"], step["out"], step["dropped"]) == (3601, 1800, 1801)
+
+
 def test_dedupe_keeping_the_last_holds_records_until_the_batch_ends() -> None:
     chain = chain_of({"type": "dedupe", "key": ["customer", "day"], "keep": "last"})
     pages = [[{"customer": "a", "day": 1, "v": 1}, {"customer": "b", "day": 1, "v": 2}],
@@ -160,13 +172,39 @@ def test_dedupe_keeping_the_last_holds_records_until_the_batch_ends() -> None:
 
     first = chain.apply(pages[0], CONTEXT)
     second = chain.apply(pages[1], CONTEXT)
-    held = chain.finish(CONTEXT)
+    held = [record for page in chain.finish(CONTEXT) for record in page]
 
     assert first == [] and second == []
     assert held == [{"customer": "b", "day": 1, "v": 2}, {"customer": "a", "day": 1, "v": 3}]
     assert chain.stats()["steps"][0] | {"samples": []} == {
         "index": 0, "type": "dedupe", "in": 3, "out": 2, "dropped": 1, "failed": 0,
         "quarantined": 0, "samples": []}
+
+
+def test_dedupe_keeping_the_last_releases_pages_in_the_order_of_last_occurrence() -> None:
+    chain = chain_of({"type": "dedupe", "keep": "last"},
+                     {"type": "add_fields", "context": ["_page"]})
+    # 2,500 keys over three pages; every key seen again later, keyless records among them.
+    pages = [[{"id": n, "v": "old", "t": (n,)} for n in range(1250)],
+             [{"v": "keyless"}, *({"id": n, "v": "new"} for n in range(1250, 2500))],
+             [{"id": n, "v": "newest"} for n in range(0, 2500, 2)]]
+
+    for number, page in enumerate(pages, start=1):
+        assert chain.apply(page, BatchContext(**{**CONTEXT.__dict__, "page": number})) == []
+    released = list(chain.finish(BatchContext(**{**CONTEXT.__dict__, "page": 4})))
+
+    assert [len(page) for page in released] == [1000, 1000, 501]
+    assert [{page[0]["_page"], page[-1]["_page"]} for page in released] == [{4}, {5}, {6}]
+    records = [record for page in released for record in page]
+    odd = [{"id": n, "v": "old", "t": (n,)} for n in range(1, 1250, 2)]
+    assert [{k: r[k] for k in r if k != "_page"} for r in records] == [
+        *odd, {"v": "keyless"}, *({"id": n, "v": "new"} for n in range(1251, 2500, 2)),
+        *({"id": n, "v": "newest"} for n in range(0, 2500, 2))]
+    step = chain.stats()["steps"][0]
+    assert (step["in"], step["out"], step["dropped"], step["failed"]) == (3751, 2501, 1250, 1)
+    drops = [sample for sample in step["samples"] if sample["outcome"] == "dropped"]
+    assert [(sample["page"], sample["key"]) for sample in drops[:3]] == [(3, 0), (3, 2),
+                                                                        (3, 4)]
 
 
 SCHEMA = {"type": "object", "required": ["id", "total"],
