@@ -74,12 +74,6 @@ def read(connection: Redis, keys: StreamKeys, version: int) -> dict[str, str] | 
     return found if len(found) >= records else None
 
 
-def names(keys: StreamKeys, version: int, buckets: int) -> list[str]:
-    """Return the names of every bucket of `version`, and its `seen` counts."""
-    return [keys.digest_bucket(version, bucket) for bucket in range(buckets)] + [
-        keys.digests_seen(version)]
-
-
 def by_bucket(digests: dict[str, str], buckets: int) -> dict[int, dict[str, str]]:
     """Group key -> digest pairs by their bucket."""
     grouped: dict[int, dict[str, str]] = {}

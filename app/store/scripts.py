@@ -564,13 +564,14 @@ local function gone(i, key)
   end
   return true
 end
-local seen = {}
-local pairs_ = redis.call('HGETALL', KEYS[3] .. ':seen')
-for k = 1, #pairs_, 2 do seen[tonumber(pairs_[k])] = tonumber(pairs_[k + 1]) end
-for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do
+local first, last = tonumber(ARGV[1]), tonumber(ARGV[2])
+local wanted = {}
+for i = first, last do wanted[#wanted + 1] = i end
+local seen = redis.call('HMGET', KEYS[3] .. ':seen', unpack(wanted))
+for i = first, last do
   local bucket = KEYS[2] .. ':' .. i
   local size = redis.call('HLEN', bucket)
-  if size > 0 and size ~= (seen[i] or 0) then
+  if size > 0 and size ~= tonumber(seen[i - first + 1] or '0') then
     local keys = redis.call('HKEYS', bucket)
     if count <= base_count then  -- the whole base bucket lies in one batch bucket
       for first = 1, #keys, 1000 do  -- unpack() stays within Lua's stack
@@ -599,4 +600,13 @@ for i = 1, #found, 1000 do
 end
 if #found > 0 then redis.call('PEXPIRE', KEYS[4], ARGV[5]) end
 return #found / 2
+"""
+
+# KEYS: meta, digests (the version's bucket prefix). ARGV: grace_s.
+# Gives every digest bucket of a version no longer current the grace period, once.
+RETIRE_DIGESTS = BUCKETS + """
+if redis.call('HGET', KEYS[1], 'dig_retired') then return 0 end
+each_bucket(KEYS[1], KEYS[2], 'EXPIRE', ARGV[1])
+redis.call('HSET', KEYS[1], 'dig_retired', 1)
+return 1
 """

@@ -21,7 +21,7 @@ from redis import Redis, RedisError, ResponseError
 
 from app.exceptions import BadRecord, out_of_memory
 from app.records import now_iso
-from app.store import digests, scripts
+from app.store import scripts
 from app.store.definitions import Definitions
 from app.store.keys import StreamKeys
 from app.store.locks import BatchLease
@@ -75,6 +75,7 @@ class BatchWriter:
         self._publish = connection.register_script(scripts.PUBLISH)
         self._finish = connection.register_script(scripts.FINISH_UNPUBLISHED)
         self._keep_change_data = connection.register_script(scripts.KEEP_CHANGE_DATA)
+        self._retire_buckets = connection.register_script(scripts.RETIRE_DIGESTS)
 
     def begin(self, lease: BatchLease) -> str:
         """Record that a batch started; older batches still running are abandoned."""
@@ -241,7 +242,7 @@ class BatchWriter:
             current_raw, *metas = pipe.execute()
         current = _int(current_raw or 0)
         status_of = {v: meta[0] for v, meta in zip(versions, metas, strict=True)}
-        bucketed = {v: _int(meta[1]) for v, meta in zip(versions, metas, strict=True)
+        bucketed = {v for v, meta in zip(versions, metas, strict=True)
                     if meta[1] and not meta[2]}
         complete = [v for v in versions if status_of[v] == "complete" and v <= current]
         doomed = [keys.records(v) for v in complete[self.retention.keep_versions:]]
@@ -260,18 +261,15 @@ class BatchWriter:
         self._expire_once(doomed)
         for version in {*(v for v in complete if v != current), *trimmed}:
             if version in bucketed:
-                self._retire_digests(keys, version, bucketed[version])
+                self._retire_digests(keys, version)
         if trimmed:
             self.connection.zrem(keys.batches, *trimmed)
 
-    def _retire_digests(self, keys: StreamKeys, version: int, buckets: int) -> None:
+    def _retire_digests(self, keys: StreamKeys, version: int) -> None:
         """Give the digest buckets of a version no longer current the grace period, once
         (they carry no TTL: see `digests`)."""
-        with self.connection.pipeline(transaction=False) as pipe:
-            for name in digests.names(keys, version, buckets):
-                pipe.expire(name, self.retention.grace_seconds)
-            pipe.hset(keys.batch(version), "dig_retired", 1)
-            pipe.execute()
+        self._retire_buckets(keys=[keys.batch(version), keys.digests(version)],
+                             args=[self.retention.grace_seconds])
 
     def _drop_quarantined(self, keys: StreamKeys, version: int, why: str) -> None:
         """Discard a quarantined batch that can never be published, or that a newer
