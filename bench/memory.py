@@ -3,6 +3,8 @@ against the raw JSON bytes of its records."""
 
 from __future__ import annotations
 
+import re
+
 import redis
 
 CHUNK = 10_000
@@ -14,7 +16,8 @@ def measure(connection: redis.Redis, stream: str) -> dict[str, float]:
     base = f"ds:{{{stream}}}:b:{version}"
     records_key = f"{base}:rec"
     usage = {key: int(connection.memory_usage(key, samples=0) or 0)
-             for key in connection.scan_iter(f"{base}*", count=1000)}
+             for key in connection.scan_iter(f"{base}:*", count=1000)}
+    usage[base] = int(connection.memory_usage(base, samples=0) or 0)
     raw = count = 0
     for start in range(0, 10**8, CHUNK):
         members: list[str] = connection.zrange(records_key, start, start + CHUNK - 1)  # type: ignore[assignment]
@@ -22,7 +25,10 @@ def measure(connection: redis.Redis, stream: str) -> dict[str, float]:
         count += len(members)
         if len(members) < CHUNK:
             break
-    per_key = {key.removeprefix(base) or ":meta": size / count for key, size in usage.items()}
+    per_key: dict[str, float] = {}
+    for key, size in usage.items():
+        name = re.sub(r":dig:\d+$", ":dig:<i>", key.removeprefix(base)) or ":meta"
+        per_key[name] = per_key.get(name, 0.0) + size / count
     total = sum(usage.values())
     return {"records": count, "raw_bytes": raw / count,
             "zset_bytes": usage[records_key] / count, "all_bytes": total / count,

@@ -17,7 +17,7 @@ from app.records import to_entries
 from app.store.locks import BatchLease
 from config.source import Source
 from config.streams import StreamDefinition
-from tasks.incremental import BatchPlan, plan_batch
+from tasks.incremental import FULL, BatchPlan, plan_batch
 from tasks.upstream import Page, Pager
 from tasks.upstream.details import DetailFetcher
 
@@ -43,6 +43,11 @@ class BatchSource:
     def source(self) -> Source:
         """Return the source to page through (with the cursor placed, when incremental)."""
         return self.plan.source if self.plan else self.definition.source
+
+    @property
+    def full(self) -> bool:
+        """Tell whether the batch is a whole version (not changes merged onto one)."""
+        return self.plan is None or self.plan.mode == FULL
 
     def attach(self, pager: Pager) -> BatchSource:
         """Add the detail requests, through the pager's session, auth and rate limit."""

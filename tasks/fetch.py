@@ -32,7 +32,7 @@ from config.streams import StreamDefinition
 from tasks.batch_source import BatchSource
 from tasks.heartbeat import Heartbeat
 from tasks.middleware import BatchContext, build_chain
-from tasks.protocol import Outbox
+from tasks.protocol import Keyer, Outbox
 from tasks.schema_infer import SchemaBuilder
 from tasks.upstream import Pager
 from tasks.upstream.readahead import ReadAhead
@@ -98,6 +98,9 @@ def run_batch(store: Store, definition: StreamDefinition, lease: BatchLease,
                            source_url=definition.source.url)
     chain = build_chain(definition,
                         custom_prefixes=current_app.config["CUSTOM_MIDDLEWARE_PREFIXES"])
+    if steps.full:  # the pages stage its change set (an incremental batch is merged)
+        outbox.keyer = Keyer.for_batch(store, lease.stream, definition.key,
+                                       chain.context_fields)
     schema = SchemaBuilder()
     pages = records = 0
     with ReadAhead(pager, _read_ahead(steps)) as upstream_pages:

@@ -149,11 +149,13 @@ def page(stream: str, version: int, token: str, number: int, entries: dict[str, 
     """Stage one page of records, then publish if the batch is now whole."""
     lease = BatchLease(stream, version, token)
     with _failing_batch(lease, f"page {number}"):
-        if _poisoned(lease, f"page:{number}"):
+        part, parts = protocol.part_of(entries)
+        # Each part is a message of its own: a page of many parts is not one redelivered.
+        if _poisoned(lease, f"page:{number}" if parts == 1 else f"page:{number}/{part}"):
             return
         members, scores, count = protocol.unpack(entries)
         verdict = get_store().writer.store_packed(lease, number, members, scores, count,
-                                                  protocol.part_of(entries))
+                                                  (part, parts), protocol.keyed_of(entries))
         log.debug("page stream=%s version=%s page=%s records=%s verdict=%s",
                   stream, version, number, count, verdict)
         if verdict == STAGING_EXPIRED:

@@ -47,7 +47,9 @@ def context_fields(batch: dict[str, Any] | None) -> frozenset[str]:
 def keyed(candidate: Candidate) -> Diff | None:
     """Key the batch's records and stage its change set against the published batch.
 
-    The diff is by the stream's `key` (`app.store.changesets`); the publish step makes the
+    The diff is by the stream's `key`: the one the pages staged (`app.store.pagediff`)
+    when they can stand for the batch, else one walk over the batch
+    (`app.store.changesets`). The publish step makes the
     change set permanent in the same Lua step as the pointer, and the change feed
     (GET /streams/<name>/changes) folds the change sets of several versions into one.
     None when the stream has no definition any more.
@@ -56,9 +58,14 @@ def keyed(candidate: Candidate) -> Diff | None:
     if definition is None:
         return None
     base = int(candidate.previous.get("version", 0)) if candidate.previous else 0
+    ignore = context_fields(candidate.batch)
+    staged = candidate.store.page_diffs.staged(candidate.stream, candidate.version, base,
+                                               definition.key, ignore)
+    if staged is not None:  # the pages staged it: nothing to read back
+        return staged
     return candidate.store.change_sets.compute(
         candidate.stream, candidate.version, base, definition.key,
-        ignore=context_fields(candidate.batch), ignore_base=context_fields(candidate.previous))
+        ignore=ignore, ignore_base=context_fields(candidate.previous))
 
 
 PREPARERS: list[Preparer] = [drift.schema_drift]
@@ -89,10 +96,12 @@ def settle(store: Store, stream: str, version: int) -> str:
         extra.update(prepare(candidate))
     reasons = [reason for gate in GATES if (reason := gate(candidate))]
     losers = diff.losers if diff else None
+    paged = bool(diff and diff.paged)
     if reasons:
-        verdict = store.writer.quarantine(stream, version, "; ".join(reasons), extra, losers)
+        verdict = store.writer.quarantine(stream, version, "; ".join(reasons), extra, losers,
+                                          paged)
     else:
-        verdict = store.writer.try_publish(stream, version, extra, losers)
+        verdict = store.writer.try_publish(stream, version, extra, losers, paged)
     if verdict == "not_running":  # another consumer settled it first, maybe before our
         store.writer.keep_change_data(stream, version)  # change data was written: keep it
     if verdict == "published":

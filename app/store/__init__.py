@@ -25,6 +25,7 @@ from app.store.incremental import FullRefresh, Merger
 from app.store.keys import StreamKeys
 from app.store.locks import StreamLocks
 from app.store.oauth_tokens import TokenCache
+from app.store.pagediff import PageDiffs
 from app.store.ratelimit import RateLimits
 from app.store.reader import Reader
 from app.store.recindex import RecordIndex
@@ -44,6 +45,7 @@ class Store:
     writer: BatchWriter
     reader: Reader
     change_sets: ChangeSets
+    page_diffs: PageDiffs
     change_feed: ChangeFeed
     deliveries: Deliveries
     rate_limits: RateLimits
@@ -85,6 +87,7 @@ def build_store(connection: Redis, config: Mapping[str, Any]) -> Store:
                  writer=BatchWriter(connection, prefix, retention, definitions, replicas),
                  reader=Reader(connection, prefix),
                  change_sets=ChangeSets(connection, prefix, retention.staging_ttl_ms),
+                 page_diffs=PageDiffs(connection, prefix, retention.staging_ttl_ms),
                  change_feed=ChangeFeed(connection, prefix),
                  deliveries=Deliveries(connection, prefix, retention.staging_ttl_ms),
                  rate_limits=RateLimits(connection, prefix),

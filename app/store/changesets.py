@@ -22,6 +22,7 @@ and `BatchWriter` expires them with the rest of the batch: ``dig`` with the reco
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import orjson
 from redis import Redis, WatchError
 
 from app.records import encode, get_path
+from app.store import digests
 from app.store.keys import StreamKeys
 
 CHUNK = 5000
@@ -40,6 +42,8 @@ PENDING_BYTES = 64 * 1024 * 1024
 # Tries of one staging transaction whose batch metadata changed under it.
 WRITE_ATTEMPTS = 10
 SEP = "\t"
+# Bytes of a record's content digest (48 bits: 8 characters of base64).
+DIGEST_BYTES = 6
 # Sorts after every "k<TAB>op..." member of key k and before any greater key.
 AFTER_KEY = SEP + "\x7f"
 
@@ -53,7 +57,8 @@ def keyed_digest(member: str, path: str, ignore: frozenset[str] = frozenset()
     key = None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     if ignore and isinstance(record, dict) and not ignore.isdisjoint(record):
         member = encode({name: value for name, value in record.items() if name not in ignore})
-    return key, hashlib.blake2b(member.encode(), digest_size=8).hexdigest()
+    digest = hashlib.blake2b(member.encode(), digest_size=DIGEST_BYTES).digest()
+    return key, base64.b64encode(digest).decode()
 
 
 def _describe(member: str) -> str:
@@ -80,6 +85,8 @@ class Diff:
     unkeyed_sample: str = ""
     comparable: bool = True
     losers: list[str] = field(default_factory=list)
+    # The change set is the one the pages staged (`pagediff`), not one staged at settle.
+    paged: bool = False
 
     def to_field(self) -> str:
         """Return the batch metadata field ``changes``."""
@@ -175,7 +182,10 @@ class ChangeSets:
                diff: Diff) -> None:
         """Stage the winners' digests and the change set against `before`, CHUNK of each
         per round trip."""
-        digests = [(key, walk.digests[rank]) for key, rank in walk.last.items()]
+        mine = [(key, walk.digests[rank]) for key, rank in walk.last.items()]
+        buckets = (digests.bucket_count(self.connection, keys, version)
+                   or digests.choose(len(mine), digests.bucket_count(self.connection, keys,
+                                                                     diff.base)))
         changed = sorted((rank, key, "a" if before.get(key) is None else "u")
                          for key, rank in walk.last.items()
                          if before.get(key) != walk.digests[rank])
@@ -183,13 +193,13 @@ class ChangeSets:
         diff.added = sum(op == "a" for _, _, op in changed)
         diff.updated = len(changed) - diff.added
         diff.removed = len(removed)
-        for start in range(0, max(len(digests), len(changed), len(removed), 1), CHUNK):
+        for start in range(0, max(len(mine), len(changed), len(removed), 1), CHUNK):
             part = changed[start:start + CHUNK]
             found = walk.pending if walk.pending is not None else self._at(
                 keys.records(version), [rank for rank, _, _ in part])
             if any(rank not in found for rank, _, _ in part):
                 return  # read after another consumer settled: write nothing
-            self._write(keys, version, dict(digests[start:start + CHUNK]),
+            self._write(keys, version, buckets, dict(mine[start:start + CHUNK]),
                         [f"{key}{SEP}{op}{SEP}{found[rank]}" for rank, key, op in part]
                         + removed[start:start + CHUNK])
 
@@ -216,11 +226,12 @@ class ChangeSets:
     def _digests(self, keys: StreamKeys, version: int, key_path: str,
                  ignore: frozenset[str]) -> dict[str, str] | None:
         """Return the key -> digest map of a version, rebuilt from its records if need be."""
-        found: dict[str, str] = dict(self.connection.hscan_iter(keys.digests(version),
-                                                                count=CHUNK))
-        if found or not self.connection.exists(keys.records(version)):
+        found = digests.read(self.connection, keys, version)
+        if found is not None:
+            return found
+        if not self.connection.exists(keys.records(version)):
             count = self.connection.hget(keys.batch(version), "records")
-            return found if found or int(str(count or 0)) == 0 else None
+            return {} if int(str(count or 0)) == 0 else None
         rebuilt: dict[str, str] = {}
         for member in self.members(keys.records(version)):
             key, now = keyed_digest(member, key_path, ignore)
@@ -228,7 +239,7 @@ class ChangeSets:
                 rebuilt[key] = now
         return rebuilt
 
-    def _write(self, keys: StreamKeys, version: int, dig: dict[str, str],
+    def _write(self, keys: StreamKeys, version: int, buckets: int, dig: dict[str, str],
                chg: list[str]) -> None:
         """Stage digests and changes in one transaction, only while the batch runs.
 
@@ -245,11 +256,12 @@ class ChangeSets:
                     if pipe.hget(meta, "status") != "running":
                         return
                     pipe.multi()
-                    if dig:
-                        pipe.hset(keys.digests(version), mapping=dig)  # type: ignore[arg-type]
+                    pipe.hset(meta, "dig_buckets", buckets)
+                    for bucket, part in digests.by_bucket(dig, buckets).items():
+                        pipe.hset(keys.digest_bucket(version, bucket),
+                                  mapping=part)  # type: ignore[arg-type]
                     if chg:
                         pipe.zadd(keys.changes(version), dict.fromkeys(chg, 0))
-                    pipe.pexpire(keys.digests(version), self.ttl_ms)
                     pipe.pexpire(keys.changes(version), self.ttl_ms)
                     pipe.execute()
                     return

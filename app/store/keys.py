@@ -22,8 +22,16 @@ script touches one slot and the store runs on Redis Cluster unchanged. ``P`` is 
     P:{s}:b:<v>:pages      hash    page -> records received (idempotent page receipt); a page
                                    sent in parts: "<page>/<part>" receipts, "<page>/parts" count
     P:{s}:b:<v>:dlv        hash    "<message>:<page>" -> deliveries (poison bound; `deliveries`)
-    P:{s}:b:<v>:dig        hash    record key -> content digest of version v (`changes`)
+    P:{s}:b:<v>:dig:<i>    hash    bucket i of `dig_buckets` (batch metadata): record key ->
+                                   content digest of version v, for the keys whose SHA-1
+                                   (first 7 hex digits) is i modulo the bucket count; small,
+                                   so Redis keeps each compact (`digests`)
+    P:{s}:b:<v>:dig:seen   hash    bucket i of the base version -> keys of the base that
+                                   batch v holds (`pagediff`: where removed keys hide)
+    P:{s}:b:<v>:dig        hash    (before buckets) record key -> digest; never written now
     P:{s}:b:<v>:chg        zset    v's change set against the version it replaced (`changes`)
+    P:{s}:b:<v>:pchg       zset    the change set as the pages staged it, record by record
+                                   (`pagediff`); renamed onto `chg` by the publish step
     P:{s}:b:<v>:ups        zset    an incremental batch's staged changes, set aside while the
                                    version is merged into `rec` (`incremental`)
     P:{s}:idx              hash    record key -> member(s) of one version of an incremental
@@ -131,10 +139,20 @@ class StreamKeys:
         return f"{self._base}:b:{version}:dlv"
 
     def digests(self, version: int) -> str:
+        """The name every digest bucket of `version` starts with (``<name>:<i>``)."""
         return f"{self._base}:b:{version}:dig"
+
+    def digest_bucket(self, version: int, bucket: int) -> str:
+        return f"{self._base}:b:{version}:dig:{bucket}"
+
+    def digests_seen(self, version: int) -> str:
+        return f"{self._base}:b:{version}:dig:seen"
 
     def changes(self, version: int) -> str:
         return f"{self._base}:b:{version}:chg"
+
+    def page_changes(self, version: int) -> str:
+        return f"{self._base}:b:{version}:pchg"
 
     def upserts(self, version: int) -> str:
         return f"{self._base}:b:{version}:ups"

@@ -89,7 +89,7 @@ class StreamLocks:
                 keys=[keys.lock, keys.seq, keys.fetch_receipt(receipt), keys.batch(last),
                       keys.records(last), keys.pages(last), keys.batches,
                       keys.deliveries(last), keys.digests(last), keys.changes(last),
-                      keys.current],
+                      keys.current, keys.page_changes(last)],
                 args=[token, self.timeout_ms, RECEIPT_TTL_MS, last, now_iso(), error])
             if answer is None:
                 return "batch_in_flight"

@@ -11,6 +11,16 @@ local function foreign(meta, seq, version, token)
 end
 """
 
+# Every digest bucket of a version (app.store.digests): `prefix` .. ':' .. i for i below the
+# `dig_buckets` of its metadata, and its `seen` counts.
+BUCKETS = """
+local function each_bucket(meta, prefix, command, ...)
+  local count = tonumber(redis.call('HGET', meta, 'dig_buckets') or '0')
+  for i = 0, count - 1 do redis.call(command, prefix .. ':' .. i, ...) end
+  redis.call(command, prefix .. ':seen', ...)
+end
+"""
+
 # KEYS: meta, index, seq. ARGV: version, token, started_at.
 BEGIN = FOREIGN + """
 if foreign(KEYS[1], KEYS[3], ARGV[1], ARGV[2]) then return 'foreign' end
@@ -20,9 +30,20 @@ redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 return redis.call('HGET', KEYS[1], 'status')
 """
 
-# KEYS: meta, rec, pages, lock, index, seq.
+# KEYS: meta, rec, pages, lock, index, seq, digests, page changes, base digests, current.
 # ARGV: version, page, count, staging_ttl_ms, lock_value, lock_ttl_ms, members, scores,
-#       part, parts, max_records, max_bytes, now.
+#       part, parts, max_records, max_bytes, now, keys, digests, hashes, keying, base,
+#       buckets, base buckets.
+# `keys` (each record's key as canonical JSON, "!" for none, joined by "\n") and
+# `digests` and `hashes` (each key's bucket hash, hex; all joined by " ") come with
+# `keying` (the key path and the ignored fields they
+# were computed with; '' when the page is not keyed). A keyed page also records each key's
+# digest in its bucket (`digests`; the first of a key wins, a second counts `keyed_dups`),
+# counts the base's keys it holds per base bucket (`seen`) and stages the change set
+# against version `base` (`page changes`: added and updated records, with counters), so
+# the settle step reads counters instead of the batch (`pagediff`). A page keyed another
+# way, or against another base than the batch's first page, marks the batch `diff_broken`
+# (its settle diffs the whole batch).
 # `members`: the page's canonical JSON records joined by "\n"; `scores`: their scores
 # joined by " ". A page of `parts` parts counts once all are in; a page (or part) is stored
 # once (its receipt in `pages`). All is checked before the first write: a score that is no
@@ -33,7 +54,7 @@ return redis.call('HGET', KEYS[1], 'status')
 # expired while the batch ran: it can never be whole), -1 (batch ended), 0 (already
 # stored), 1 (stored) or 2 (whole: every page and record announced is in; a redelivered
 # page of a whole batch answers 2 again, so a consumer that died settling is replaced).
-STORE_PAGE = FOREIGN + """
+STORE_PAGE = FOREIGN + BUCKETS + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and status ~= 'running' then return -1 end
 if foreign(KEYS[1], KEYS[6], ARGV[1], string.match(ARGV[5], '^(.*):')) then return -1 end
@@ -43,6 +64,8 @@ if redis.call('HLEN', KEYS[3]) ~= tonumber(m[6] or '0') then return -2 end
 local function refresh()
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[7] .. ':seen', ARGV[4])
+  redis.call('PEXPIRE', KEYS[8], ARGV[4])
   if redis.call('GET', KEYS[4]) == ARGV[5] then redis.call('PEXPIRE', KEYS[4], ARGV[6]) end
 end
 local function whole(pages, records)
@@ -73,6 +96,16 @@ if n ~= tonumber(ARGV[3]) or #scores ~= n then
   return redis.error_reply('page ' .. receipt .. ': ' .. n .. ' members, ' .. #scores ..
                            ' scores, count ' .. ARGV[3])
 end
+local keyed, rkeys, digests, hashes = ARGV[17] ~= '', {}, {}, {}
+if keyed then
+  for key in string.gmatch(ARGV[14], '[^\\n]+') do rkeys[#rkeys + 1] = key end
+  for digest in string.gmatch(ARGV[15], '%S+') do digests[#digests + 1] = digest end
+  for hash in string.gmatch(ARGV[16], '%S+') do hashes[#hashes + 1] = tonumber(hash, 16) end
+  if #rkeys ~= n or #digests ~= n or #hashes ~= n then
+    return redis.error_reply('page ' .. receipt .. ': ' .. n .. ' members, ' .. #rkeys ..
+                             ' keys, ' .. #digests .. ' digests, ' .. #hashes .. ' hashes')
+  end
+end
 local records = tonumber(m[2] or '0') + n
 local bytes = tonumber(m[5] or '0') + #ARGV[7]
 if records > tonumber(ARGV[11]) or bytes > tonumber(ARGV[12]) then
@@ -82,7 +115,8 @@ if records > tonumber(ARGV[11]) or bytes > tonumber(ARGV[12]) then
     over = 'max_bytes ' .. ARGV[12] .. ' (page ' .. ARGV[2] .. ' brings it to ' .. bytes ..
            ' bytes of records)'
   end
-  redis.call('UNLINK', KEYS[2], KEYS[3])
+  redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[7], KEYS[8])
+  each_bucket(KEYS[1], KEYS[7], 'UNLINK')
   redis.call('HSET', KEYS[1], 'status', 'failed', 'version', ARGV[1], 'finished_at', ARGV[13],
              'error', cjson.encode({kind = 'too_large', page = tonumber(ARGV[2]),
                                     message = 'the batch exceeds its budget: ' .. over}))
@@ -108,6 +142,61 @@ end
 redis.call('HSET', KEYS[1], 'pages_received', pages, 'records_received', records,
            'bytes_received', bytes, 'receipts', redis.call('HLEN', KEYS[3]))
 redis.call('HINCRBY', KEYS[1], 'records_stored', added)
+if keyed then
+  local held = redis.call('HMGET', KEYS[1], 'keying', 'diff_base', 'dig_buckets')
+  if not held[1] then
+    redis.call('HSET', KEYS[1], 'keying', ARGV[17], 'diff_base', ARGV[18],
+               'dig_buckets', ARGV[19])
+  elseif held[1] ~= ARGV[17] or held[2] ~= ARGV[18] or held[3] ~= ARGV[19] then
+    redis.call('HSET', KEYS[1], 'diff_broken', 1)
+  end
+  local base, count, base_count = tonumber(ARGV[18]), tonumber(ARGV[19]), tonumber(ARGV[20])
+  if tonumber(redis.call('GET', KEYS[10]) or '0') ~= base then
+    redis.call('HSET', KEYS[1], 'diff_broken', 1)
+  end
+  if not redis.call('HGET', KEYS[1], 'diff_broken') then
+    local c = {unkeyed = 0, dups = 0, added = 0, updated = 0, matched = 0}
+    local changes, seen = {}, {}
+    for i = 1, n do
+      local key = rkeys[i]
+      if key == '!' then
+        c.unkeyed = c.unkeyed + 1
+      else
+        local hash = hashes[i]
+        if redis.call('HSETNX', KEYS[7] .. ':' .. (hash % count), key, digests[i]) == 0 then
+          c.dups = c.dups + 1
+        else
+          local old = false
+          if base > 0 then
+            local home = hash % base_count
+            old = redis.call('HGET', KEYS[9] .. ':' .. home, key)
+            if old then seen[home] = (seen[home] or 0) + 1 end
+          end
+          local op = nil
+          if not old then op = 'a' ; c.added = c.added + 1
+          else
+            c.matched = c.matched + 1
+            if old ~= digests[i] then op = 'u' ; c.updated = c.updated + 1 end
+          end
+          if op then
+            changes[#changes + 1] = 0
+            changes[#changes + 1] = key .. '\\t' .. op .. '\\t' .. args[2 * i]
+          end
+        end
+      end
+    end
+    for i = 1, #changes, 1000 do
+      redis.call('ZADD', KEYS[8], unpack(changes, i, math.min(i + 999, #changes)))
+    end
+    for home, matched in pairs(seen) do
+      redis.call('HINCRBY', KEYS[7] .. ':seen', home, matched)
+    end
+    for name, value in pairs(c) do
+      if value > 0 then redis.call('HINCRBY', KEYS[1], 'keyed_' .. name, value) end
+    end
+  end
+  redis.call('HINCRBY', KEYS[1], 'keyed_receipts', 1)
+end
 refresh()
 if whole(pages, records) then return 2 end
 return 1
@@ -127,15 +216,17 @@ redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 return 'running'
 """
 
-# KEYS: meta, rec, pages, current, lock, digests, changes.
-# ARGV: version, now, grace_s, mode, reason, losers, field1, value1, ...
+# KEYS: meta, rec, pages, current, lock, digests, changes, page changes.
+# ARGV: version, now, grace_s, mode, reason, losers, paged, field1, value1, ...
+# `paged` "1": the change set is the one the pages staged (`page changes` becomes
+# `changes`); else `changes` was staged by the settle step and `page changes` goes.
 # The fenced commit. "auto" publishes a running batch that is whole (what is stored, not
 # only counted), owns the lease and is newer than the current version; "quarantine" keeps
 # such a batch unserved; "manual" publishes a quarantined batch still newer. `losers`
 # (members joined by "\n", records a later one of the same key replaced) leave the records
 # in this step, and `records_stored` goes down by as many. Verdicts: published,
 # quarantined, waiting, staging_expired, superseded, stale, not_<status>.
-PUBLISH = """
+PUBLISH = BUCKETS + """
 local mode = ARGV[4]
 local m = redis.call('HMGET', KEYS[1], 'status', 'expected_pages', 'pages_received',
                      'expected_records', 'records_received', 'token', 'records_stored',
@@ -168,15 +259,21 @@ if verdict then
   redis.call('HSET', KEYS[1], 'status', 'abandoned', 'finished_at', ARGV[2],
              'error', cjson.encode({kind = verdict,
                                     message = 'a newer batch owns the stream'}))
-  for i = 2, 7 do if i ~= 4 and i ~= 5 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end end
+  for i = 2, 8 do if i ~= 4 and i ~= 5 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end end
+  each_bucket(KEYS[1], KEYS[6], 'EXPIRE', ARGV[3])
   return verdict
 end
 -- The records and their change data become permanent in the same step as the pointer,
 -- so no crash between two steps can leave a published batch without its change set.
+if ARGV[7] == '1' and redis.call('EXISTS', KEYS[8]) == 1 then
+  redis.call('RENAME', KEYS[8], KEYS[7])
+else
+  redis.call('UNLINK', KEYS[8])
+end
 redis.call('PERSIST', KEYS[2])
 redis.call('PERSIST', KEYS[6])
 redis.call('PERSIST', KEYS[7])
-redis.call('UNLINK', KEYS[3])
+redis.call('UNLINK', KEYS[3], KEYS[6] .. ':seen')
 local losers, removed = {}, 0
 for member in string.gmatch(ARGV[6], '[^\\n]+') do
   losers[#losers + 1] = member
@@ -187,7 +284,7 @@ for member in string.gmatch(ARGV[6], '[^\\n]+') do
 end
 if #losers > 0 then removed = removed + redis.call('ZREM', KEYS[2], unpack(losers)) end
 if removed > 0 then redis.call('HINCRBY', KEYS[1], 'records_stored', -removed) end
-for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if holder == mine then redis.call('DEL', KEYS[5]) end
 if mode == 'quarantine' then
   redis.call('HSET', KEYS[1], 'status', 'quarantined', 'finished_at', ARGV[2],
@@ -201,17 +298,19 @@ if mode ~= 'manual' then redis.call('HSET', KEYS[1], 'finished_at', ARGV[2]) end
 return 'published'
 """
 
-# KEYS: meta, rec, pages, lock, index, seq, deliveries, digests, changes. ARGV: version,
-# status, now, error_json, token ('' from data-streams itself), required_status.
+# KEYS: meta, rec, pages, lock, index, seq, deliveries, digests, changes, page changes.
+# ARGV: version, status, now, error_json, token ('' from data-streams itself),
+# required_status.
 # Ends a batch that will never be published (running, or quarantined and discarded): its
 # records and staging go at once, before anything is written, so this works when Redis
 # refuses writes for memory (a script may write once it has freed memory).
-FINISH_UNPUBLISHED = FOREIGN + """
+FINISH_UNPUBLISHED = FOREIGN + BUCKETS + """
 local m = redis.call('HMGET', KEYS[1], 'status', 'token')
 if m[1] and m[1] ~= ARGV[6] then return m[1] end
 if not m[1] and ARGV[6] ~= 'running' then return 'missing' end
 if foreign(KEYS[1], KEYS[6], ARGV[1], ARGV[5]) then return 'foreign' end
-redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[7], KEYS[8], KEYS[9])
+redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[7], KEYS[8], KEYS[9], KEYS[10])
+each_bucket(KEYS[1], KEYS[8], 'UNLINK')
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'version', ARGV[1], 'finished_at', ARGV[3],
            'error', ARGV[4])
 redis.call('ZADD', KEYS[5], ARGV[1], ARGV[1])
@@ -262,8 +361,9 @@ return 0
 """
 
 # KEYS: lock, seq, receipt; meta, rec, pages of the last version handed out; index;
-# deliveries, digests, changes of that version; current. ARGV: token, lease_ms,
-# receipt_ttl_ms, last version handed out (as the caller read it), now, error_json.
+# deliveries, digests, changes of that version; current; page changes of that version.
+# ARGV: token, lease_ms, receipt_ttl_ms, last version handed out (as the caller read it),
+# now, error_json.
 # Takes the lease ("<token>:<version>", short PX the running batch renews) and the next
 # version in one step, at most once per fetch message (its receipt). A stream free while
 # its last batch still runs (or never began) means that batch's lease lapsed: its worker
@@ -272,7 +372,7 @@ return 0
 # INCRs of seq (but not the batches they began) must never hand out a number again.
 # Returns -1 (this message already started a batch), false (a batch holds the lease),
 # -2 (the sequence moved since the caller read it: read again), or {version, abandoned}.
-ACQUIRE_LEASE = """
+ACQUIRE_LEASE = BUCKETS + """
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local last = tonumber(ARGV[4])
@@ -280,7 +380,8 @@ if tonumber(redis.call('GET', KEYS[2]) or '0') ~= last then return -2 end
 local abandoned = 0
 local status = redis.call('HGET', KEYS[4], 'status')
 if last > 0 and (not status or status == 'running') then
-  redis.call('UNLINK', KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10])
+  redis.call('UNLINK', KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10], KEYS[12])
+  each_bucket(KEYS[4], KEYS[9], 'UNLINK')
   redis.call('HSET', KEYS[4], 'status', 'abandoned', 'version', last, 'finished_at', ARGV[5],
              'error', ARGV[6])
   redis.call('ZADD', KEYS[7], last, last)
@@ -434,5 +535,78 @@ if tonumber(string.match(mark, '^%d+') or '0') > tonumber(ARGV[1]) then
 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('PERSIST', KEYS[2])
+return 1
+"""
+
+
+# --- Change sets staged by the pages (app.store.pagediff) --------------------------------
+
+# KEYS: meta, base digests, digests, page changes. ARGV: first bucket, last bucket (of the
+# base's), bucket count of the base, of the batch, staging_ttl_ms.
+# Counts are powers of two, so a key of base bucket i is in batch bucket i % count when
+# the batch has fewer buckets, else in one of the buckets i + m * base count (the one its
+# SHA-1 names, where Lua has redis.sha1hex).
+# Finds the removed keys in base buckets first..last: a bucket holding more keys than the
+# batch matched in it (`seen`) holds some, and each of its keys that the batch does not
+# hold becomes a "k<TAB>r<TAB>" member of the page changes (idempotent, so two consumers
+# may walk at once). Returns how many it staged, or -1 when the batch no longer runs.
+REMOVED_SCAN = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return -1 end
+local base_count, count, found = tonumber(ARGV[3]), tonumber(ARGV[4]), {}
+local sha1 = redis.sha1hex
+local function gone(i, key)
+  if sha1 then
+    local j = tonumber(string.sub(sha1(key), 1, 7), 16) % count
+    return redis.call('HEXISTS', KEYS[3] .. ':' .. j, key) == 0
+  end
+  for j = i, count - 1, base_count do
+    if redis.call('HEXISTS', KEYS[3] .. ':' .. j, key) == 1 then return false end
+  end
+  return true
+end
+local first, last = tonumber(ARGV[1]), tonumber(ARGV[2])
+local wanted = {}
+for i = first, last do wanted[#wanted + 1] = i end
+local seen = redis.call('HMGET', KEYS[3] .. ':seen', unpack(wanted))
+for i = first, last do
+  local bucket = KEYS[2] .. ':' .. i
+  local size = redis.call('HLEN', bucket)
+  if size > 0 and size ~= tonumber(seen[i - first + 1] or '0') then
+    local keys = redis.call('HKEYS', bucket)
+    if count <= base_count then  -- the whole base bucket lies in one batch bucket
+      for first = 1, #keys, 1000 do  -- unpack() stays within Lua's stack
+        local last = math.min(first + 999, #keys)
+        local held = redis.call('HMGET', KEYS[3] .. ':' .. (i % count),
+                                unpack(keys, first, last))
+        for k = first, last do
+          if not held[k - first + 1] then
+            found[#found + 1] = 0
+            found[#found + 1] = keys[k] .. '\\tr\\t'
+          end
+        end
+      end
+    else
+      for _, key in ipairs(keys) do
+        if gone(i, key) then
+          found[#found + 1] = 0
+          found[#found + 1] = key .. '\\tr\\t'
+        end
+      end
+    end
+  end
+end
+for i = 1, #found, 1000 do
+  redis.call('ZADD', KEYS[4], unpack(found, i, math.min(i + 999, #found)))
+end
+if #found > 0 then redis.call('PEXPIRE', KEYS[4], ARGV[5]) end
+return #found / 2
+"""
+
+# KEYS: meta, digests (the version's bucket prefix). ARGV: grace_s.
+# Gives every digest bucket of a version no longer current the grace period, once.
+RETIRE_DIGESTS = BUCKETS + """
+if redis.call('HGET', KEYS[1], 'dig_retired') then return 0 end
+each_bucket(KEYS[1], KEYS[2], 'EXPIRE', ARGV[1])
+redis.call('HSET', KEYS[1], 'dig_retired', 1)
 return 1
 """

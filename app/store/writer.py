@@ -75,6 +75,7 @@ class BatchWriter:
         self._publish = connection.register_script(scripts.PUBLISH)
         self._finish = connection.register_script(scripts.FINISH_UNPUBLISHED)
         self._keep_change_data = connection.register_script(scripts.KEEP_CHANGE_DATA)
+        self._retire_buckets = connection.register_script(scripts.RETIRE_DIGESTS)
 
     def begin(self, lease: BatchLease) -> str:
         """Record that a batch started; older batches still running are abandoned."""
@@ -91,25 +92,31 @@ class BatchWriter:
         return str(status)
 
     def store_packed(self, lease: BatchLease, page: int, members: str, scores: str,
-                     count: int, part: tuple[int, int] = (1, 1)) -> int:
+                     count: int, part: tuple[int, int] = (1, 1),
+                     keyed: tuple[str, ...] = ("", "", "", "", "0", "0", "0")) -> int:
         """Stage one packed page, or part `part[0]` of `part[1]` of it (members joined by
         newlines, scores by spaces), within the stream's `batch_limits`.
 
         Returns TOO_LARGE (the batch failed now, over its budget), STAGING_EXPIRED, -1 (the
         batch ended), 0 (already stored), 1 (stored) or WHOLE (every page is in: stored now,
         or before by a consumer that died settling). Raises BadRecord, with nothing of the
-        page written, for a score that is no number.
+        page written, for a score that is no number. `keyed` is (keys, digests, hashes,
+        keying, base, buckets, base buckets) of a keyed page (`app.store.pagediff`): its
+        change set is staged against version `base` as it is stored.
         """
         keys = StreamKeys(self.prefix, lease.stream)
         definition = self.definitions.get(lease.stream)
         limits = definition.batch_limits if definition else BatchLimits()
+        base = int(keyed[4])
         try:
             verdict = int(self._store_page(
                 keys=[keys.batch(lease.version), keys.records(lease.version),
-                      keys.pages(lease.version), keys.lock, keys.batches, keys.seq],
+                      keys.pages(lease.version), keys.lock, keys.batches, keys.seq,
+                      keys.digests(lease.version), keys.page_changes(lease.version),
+                      keys.digests(base), keys.current],
                 args=[lease.version, page, count, self.retention.staging_ttl_ms, lease.value,
                       self.retention.lock_ttl_ms, members, scores, part[0], part[1],
-                      limits.max_records, limits.max_bytes, now_iso()]))
+                      limits.max_records, limits.max_bytes, now_iso(), *keyed]))
         except ResponseError as exc:
             bad = _BAD_RECORD.match(str(exc))
             if bad is None:
@@ -139,24 +146,25 @@ class BatchWriter:
                                   args=args))
 
     def try_publish(self, stream: str, version: int, extra: dict[str, str] | None = None,
-                    losers: list[str] | None = None) -> str:
+                    losers: list[str] | None = None, paged: bool = False) -> str:
         """Publish the batch if it is whole and still owns the stream; return the verdict.
 
         `losers` leave the records in the same step (records an equal key replaced).
         Verdicts: published, waiting (pages missing), staging_expired (what is stored falls
-        short of the totals), not_running, superseded, stale.
+        short of the totals), not_running, superseded, stale. `paged`: the change set is
+        the one the pages staged.
         """
-        return self._commit(stream, version, "auto", "", extra, losers)
+        return self._commit(stream, version, "auto", "", extra, losers, paged)
 
     def quarantine(self, stream: str, version: int, reason: str,
-                   extra: dict[str, str] | None = None, losers: list[str] | None = None
-                   ) -> str:
+                   extra: dict[str, str] | None = None, losers: list[str] | None = None,
+                   paged: bool = False) -> str:
         """Keep a whole batch unpublished as `quarantined` (a gate refused it)."""
-        return self._commit(stream, version, "quarantine", reason, extra, losers)
+        return self._commit(stream, version, "quarantine", reason, extra, losers, paged)
 
     def publish_quarantined(self, stream: str, version: int) -> str:
         """Publish a quarantined batch by hand; verdicts: published, stale, not_quarantined."""
-        return self._commit(stream, version, "manual", "", None, None)
+        return self._commit(stream, version, "manual", "", None, None, False)
 
     def discard(self, stream: str, version: int) -> str:
         """Discard a quarantined batch: its records go at once."""
@@ -165,15 +173,17 @@ class BatchWriter:
                            required="quarantined")
 
     def _commit(self, stream: str, version: int, mode: str, reason: str,
-                extra: dict[str, str] | None, losers: list[str] | None) -> str:
+                extra: dict[str, str] | None, losers: list[str] | None, paged: bool) -> str:
         keys = StreamKeys(self.prefix, stream)
         args: list[str | int | float] = [version, now_iso(), self.retention.grace_seconds,
-                                         mode, reason, "\n".join(losers or ())]
+                                         mode, reason, "\n".join(losers or ()),
+                                         "1" if paged else "0"]
         for field, value in (extra or {}).items():
             args += [field, value]
         verdict = str(self._publish(
             keys=[keys.batch(version), keys.records(version), keys.pages(version),
-                  keys.current, keys.lock, keys.digests(version), keys.changes(version)],
+                  keys.current, keys.lock, keys.digests(version), keys.changes(version),
+                  keys.page_changes(version)],
             args=args))
         if verdict in ("published", "quarantined"):
             self.replicas.wait(keys.current)  # acknowledged only once a replica has it
@@ -197,7 +207,7 @@ class BatchWriter:
         return str(self._finish(
             keys=[keys.batch(version), keys.records(version), keys.pages(version), keys.lock,
                   keys.batches, keys.seq, keys.deliveries(version), keys.digests(version),
-                  keys.changes(version)],
+                  keys.changes(version), keys.page_changes(version)],
             args=[version, status, now_iso(), orjson.dumps(error).decode(), token,
                   required]))
 
@@ -228,10 +238,12 @@ class BatchWriter:
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.get(keys.current)
             for version in versions:
-                pipe.hget(keys.batch(version), "status")
-            current_raw, *statuses = pipe.execute()
+                pipe.hmget(keys.batch(version), "status", "dig_buckets", "dig_retired")
+            current_raw, *metas = pipe.execute()
         current = _int(current_raw or 0)
-        status_of = dict(zip(versions, statuses, strict=True))
+        status_of = {v: meta[0] for v, meta in zip(versions, metas, strict=True)}
+        bucketed = {v for v, meta in zip(versions, metas, strict=True)
+                    if meta[1] and not meta[2]}
         complete = [v for v in versions if status_of[v] == "complete" and v <= current]
         doomed = [keys.records(v) for v in complete[self.retention.keep_versions:]]
         doomed += [keys.digests(v) for v in complete if v != current]
@@ -245,10 +257,19 @@ class BatchWriter:
         trimmed = [v for v in versions[self.retention.history_length:] if v != current]
         doomed += [name for v in trimmed for name in (
             keys.batch(v), keys.records(v), keys.pages(v), keys.deliveries(v),
-            keys.digests(v), keys.changes(v))]
+            keys.digests(v), keys.changes(v), keys.page_changes(v))]
         self._expire_once(doomed)
+        for version in {*(v for v in complete if v != current), *trimmed}:
+            if version in bucketed:
+                self._retire_digests(keys, version)
         if trimmed:
             self.connection.zrem(keys.batches, *trimmed)
+
+    def _retire_digests(self, keys: StreamKeys, version: int) -> None:
+        """Give the digest buckets of a version no longer current the grace period, once
+        (they carry no TTL: see `digests`)."""
+        self._retire_buckets(keys=[keys.batch(version), keys.digests(version)],
+                             args=[self.retention.grace_seconds])
 
     def _drop_quarantined(self, keys: StreamKeys, version: int, why: str) -> None:
         """Discard a quarantined batch that can never be published, or that a newer

@@ -96,14 +96,18 @@ class Chain:
                                   "not a list of records", page=context.page)
         return result
 
+    @property
+    def context_fields(self) -> frozenset[str]:
+        """Return the fields the steps set from the batch context (not upstream)."""
+        return frozenset(name for step in self.steps for name in step.context_fields)
+
     def stats(self) -> dict[str, Any]:
         """Return per-step counts and totals for the batch metadata."""
         steps = [{"index": index, "type": step.type, **step.tally.as_dict()}
                  for index, step in enumerate(self.steps)]
         totals = {name: sum(step[name] for step in steps)
                   for name in ("dropped", "failed", "quarantined")}
-        context = sorted({name for step in self.steps for name in step.context_fields})
-        return {**totals, "context_fields": context, "steps": steps}
+        return {**totals, "context_fields": sorted(self.context_fields), "steps": steps}
 
 
 def build_step(index: int, spec: Any, key_path: str, prefixes: Sequence[str]) -> Middleware:

@@ -21,12 +21,14 @@ from typing import Any
 
 from celery import Celery
 from flask import Flask
+from redis import Redis
 
 import tasks.ingest  # noqa: F401 (registers the ingest tasks InProcess runs)
 from app.extensions import Store
 from app.records import to_entries
+from app.store.keys import StreamKeys
 from app.store.locks import BatchLease, StreamLocks
-from tasks.protocol import Outbox
+from tasks.protocol import Keyer, Outbox
 
 
 class InProcess:
@@ -45,11 +47,12 @@ class Batch:
     """One batch of one stream, begun as the fetch task begins it."""
 
     def __init__(self, locks: StreamLocks, celery_app: Celery | InProcess, stream: str,
-                 order_by: str | None = None, receipt: str | None = None) -> None:
+                 order_by: str | None = None, receipt: str | None = None,
+                 keyer: Keyer | None = None) -> None:
         lease = locks.acquire_once(stream, receipt or str(uuid.uuid4()))
         assert isinstance(lease, BatchLease), f"no batch of {stream}: {lease}"
         self.lease = lease
-        self.outbox = Outbox(celery_app, lease)
+        self.outbox = Outbox(celery_app, lease, keyer)
         self.order_by = order_by
         self.sizes: dict[int, int] = {}
         self.outbox.begin()
@@ -89,8 +92,12 @@ class Seeder:
         return self.celery.sent
 
     def batch(self, stream: str, order_by: str | None = None) -> Batch:
-        """Begin a batch of `stream`."""
-        return Batch(self.store.locks, self.celery, stream, order_by)
+        """Begin a batch of `stream`, its pages keyed as the fetch keys full batches."""
+        definition = self.store.definitions.get(stream)
+        keyer = (Keyer.for_batch(self.store, stream, definition.key)
+                 if definition is not None and definition.source.incremental is None
+                 else None)
+        return Batch(self.store.locks, self.celery, stream, order_by, keyer=keyer)
 
     def send(self, stream: str, records: list[Any], *, order_by: str | None = None,
              page_size: int | None = None, info: dict[str, Any] | None = None) -> Batch:
@@ -115,3 +122,9 @@ class Seeder:
     def status(self, stream: str, version: int) -> str:
         """Return the status of batch `version` of `stream`."""
         return str(self.store.reader.batch(stream, version)["status"])
+
+
+def digest_buckets(redis: Redis, keys: StreamKeys, version: int) -> list[str]:
+    """Return the names of the digest buckets `version` has in Redis."""
+    return [name for name in redis.scan_iter(keys.digests(version) + ":*", count=1000)
+            if not name.endswith(":seen")]

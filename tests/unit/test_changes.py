@@ -12,7 +12,7 @@ from app.extensions import Store
 from app.store import changesets
 from app.store.keys import StreamKeys
 from config.streams import StreamDefinition
-from tests.support.seed import Seeder
+from tests.support.seed import Seeder, digest_buckets
 
 KEYS = StreamKeys("ds", "s")
 
@@ -141,15 +141,16 @@ def test_change_data_expires_with_the_batch(s: Store, seed: Seeder,
     versions = [seed.publish("s", [{"id": i}]) for i in range(3)]
 
     assert redis.ttl(KEYS.changes(versions[-1])) == -1
-    assert redis.ttl(KEYS.digests(versions[-1])) == -1
-    assert redis.ttl(KEYS.digests(versions[0])) > 0
+    assert {redis.ttl(name) for name in digest_buckets(redis, KEYS, versions[-1])} == {-1}
+    assert all(redis.ttl(name) > 0 for name in digest_buckets(redis, KEYS, versions[0]))
+    assert digest_buckets(redis, KEYS, versions[0])
     assert redis.ttl(KEYS.changes(versions[0])) == -1  # kept as long as the history
 
 
 def test_digests_missing_are_rebuilt_from_records(s: Store, seed: Seeder, client: FlaskClient,
                                                    redis: fakeredis.FakeRedis) -> None:
     first = seed.publish("s", [{"id": 1, "v": 1}, {"id": 2}])
-    redis.delete(KEYS.digests(first))
+    redis.delete(*digest_buckets(redis, KEYS, first))
     seed.publish("s", [{"id": 1, "v": 2}, {"id": 2}])
 
     assert changes(client, since=first)["updated"] == [{"id": 1, "v": 2}]
@@ -229,7 +230,8 @@ def test_a_second_settle_of_a_published_batch_writes_nothing(s: Store, seed: See
 
     assert late.losers == [] and late.kept == 2
     assert redis.zrange(KEYS.changes(second), 0, -1) == before
-    assert redis.ttl(KEYS.changes(second)) == -1 and redis.ttl(KEYS.digests(second)) == -1
+    assert redis.ttl(KEYS.changes(second)) == -1
+    assert {redis.ttl(name) for name in digest_buckets(redis, KEYS, second)} == {-1}
 
 
 def test_changed_records_beyond_the_memory_bound_are_read_again(
