@@ -7,7 +7,8 @@ Redis server behind ``REDIS_URL`` and ``STORE_URL`` (the one Redis, the master S
 names and its replicas, every master and replica of a cluster, and the servers they mark
 failed), each with its role, whether it answered and its ``maxmemory-policy``; "status" is
 "degraded", naming each server that is down or may evict keys, else "ok" ("unknown" until
-the first check of the process ends). It reads `ReadyProbe`'s last answer and never waits.
+the first check of the process ends). It reads the last answer of a `ReadyProbe` of its own
+(Redis servers only, no worker broadcast) and never waits.
 
 `/readyz` answers 200 only when every master behind the broker's Redis (``redis``) and
 the store's (``store``, when ``STORE_URL`` names other servers) answers a PING: the one
@@ -143,19 +144,20 @@ def node_health(checks: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
 @bp.get("/healthz")
 def healthz() -> Response:
     """Answer 200 while this web process runs, with the Redis servers as last checked."""
-    body = current_app.extensions["readyz"].latest()
+    body = current_app.extensions["nodes"].latest()
     checks = body["checks"] if body is not None else None
     return jsonify({**node_health(checks),
                     "checked_at": body["checked_at"] if body is not None else None})
 
 
 def run_checks(connection: redis.Redis, store: redis.Redis, celery_app: Celery,
-               timeout: float) -> dict[str, Any]:
-    """Return the checks of the broker's and the store's Redis, then of workers and beat."""
+               timeout: float, with_workers: bool = True) -> dict[str, Any]:
+    """Return the checks of the broker's and the store's Redis, then (`with_workers`) of
+    workers and beat."""
     checks = {"redis": redis_check(connection)}
     if store is not connection:
         checks["store"] = redis_check(store)
-    if all(check["ok"] for check in checks.values()):
+    if with_workers and all(check["ok"] for check in checks.values()):
         checks["workers"] = workers_check(celery_app, timeout)
         checks["beat"] = beat_check(connection)
     ready = all(check["ok"] for check in checks.values())
@@ -164,13 +166,17 @@ def run_checks(connection: redis.Redis, store: redis.Redis, celery_app: Celery,
 
 
 class ReadyProbe:
-    """The readiness of the system as last checked, refreshed at most once per `ttl`."""
+    """The readiness of the system as last checked, refreshed at most once per `ttl`;
+    without `with_workers`, of the Redis servers only (what /healthz shows: its checks
+    never stand for /readyz's, so a web process polled for liveness while its workers
+    start does not cache a readiness taken before they were up)."""
 
     def __init__(self, connection: redis.Redis, store: redis.Redis, celery_app: Celery, *,
-                 timeout: float, ttl: float) -> None:
+                 timeout: float, ttl: float, with_workers: bool = True) -> None:
         self.connection = connection
         self.store = store
         self.celery_app = celery_app
+        self.with_workers = with_workers
         self.timeout = timeout
         self.ttl = ttl
         self.lock = threading.Lock()
@@ -211,7 +217,8 @@ class ReadyProbe:
         return self.thread
 
     def _check(self) -> None:
-        body = run_checks(self.connection, self.store, self.celery_app, self.timeout)
+        body = run_checks(self.connection, self.store, self.celery_app, self.timeout,
+                          self.with_workers)
         with self.lock:
             self.body, self.checked = body, time.monotonic()
 
@@ -224,9 +231,11 @@ def readyz() -> tuple[Response, int]:
 
 
 def init_app(app: Flask) -> None:
-    """Serve the probes with one `ReadyProbe` per web process."""
-    app.extensions["readyz"] = ReadyProbe(
-        app.extensions["redis"], app.extensions["store"].connection, app.extensions["celery"],
-        timeout=float(app.config.get("READY_TIMEOUT_SECONDS", 1.0)),
-        ttl=float(app.config.get("READY_CACHE_SECONDS", 5.0)))
+    """Serve the probes with one `ReadyProbe` of each kind per web process."""
+    for name, with_workers in (("readyz", True), ("nodes", False)):
+        app.extensions[name] = ReadyProbe(
+            app.extensions["redis"], app.extensions["store"].connection,
+            app.extensions["celery"],
+            timeout=float(app.config.get("READY_TIMEOUT_SECONDS", 1.0)),
+            ttl=float(app.config.get("READY_CACHE_SECONDS", 5.0)), with_workers=with_workers)
     app.register_blueprint(bp)
